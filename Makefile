@@ -1,0 +1,52 @@
+# tlcourse: `make lab` to learn, `make test` to check everything CI checks.
+# POSIX shells (Linux, macOS, WSL/Git Bash on Windows). Windows without make: see README "Windows".
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+LAB_OPTS ?=
+NOTEBOOK_DIRS := $(sort $(dir $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
+
+.PHONY: setup lab demo info test lint unit nbval sync clean
+
+setup: $(STAMP)
+
+# Install once; again only when pyproject.toml changes. Torch comes from PyPI (or a local cache).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks $(LAB_OPTS)
+
+demo: $(STAMP)
+	$(BIN)/python -m tlcourse demo
+
+info: $(STAMP)
+	$(BIN)/python -m tlcourse info
+
+# Everything CI runs. TLCOURSE_OFFLINE=1: never try to download weights (tests run offline).
+test: export TLCOURSE_OFFLINE = 1
+test: $(STAMP) lint unit nbval
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+# Notebooks run top to bottom exactly as learners run them; their asserts are the checks.
+nbval: $(STAMP)
+	@if [ -z "$(NOTEBOOK_DIRS)" ]; then echo "nbval: no notebooks yet"; exit 1; fi
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOK_DIRS)
+
+# After editing a notebook's .py or .ipynb: bring its pair up to date (outputs stripped).
+sync: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/*.ipynb $(wildcard solutions/*.ipynb)
+	$(BIN)/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb $(wildcard solutions/*.ipynb)
+
+clean:
+	rm -rf $(VENV) tlcourse_demo .pytest_cache

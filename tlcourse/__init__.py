@@ -1,0 +1,95 @@
+"""tlcourse: the small, readable helpers behind the transfer-learning course.
+
+>>> import tlcourse as tl
+>>> model = tl.load_pretrained("efficientnet_lite0")   # real ImageNet weights, offline
+>>> tl.freeze(model); head = tl.replace_head(model, num_classes=10)
+>>> history = tl.fit(model, loaders["train"], loaders["val"], epochs=3)
+"""
+
+from tlcourse.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from tlcourse.data import (
+    ANIMAL_CLASSES,
+    ImageArrayDataset,
+    balanced_sampler,
+    class_weights,
+    load_animals,
+    load_digits,
+    load_numpy_pickle,
+    load_splits,
+    make_loaders,
+    sample_photos,
+    stratified_split,
+    transforms_for,
+    write_imagefolder,
+)
+from tlcourse.device import get_device, make_generator, seed_everything, seed_worker
+from tlcourse.features import extract_features
+from tlcourse.freeze import (
+    count_params,
+    freeze,
+    freeze_batchnorm,
+    param_groups,
+    trainable_names,
+    unfreeze,
+)
+from tlcourse.metrics import classification_metrics, roc_auc, sensitivity_specificity
+from tlcourse.models import (
+    PretrainedWeightsUnavailable,
+    available_models,
+    get_head,
+    load_pretrained,
+    replace_head,
+    weights_file,
+)
+from tlcourse.plots import plot_confusion_matrix, plot_history, show_images, to_displayable
+from tlcourse.train import History, evaluate, fit, predict, train_one_epoch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ANIMAL_CLASSES",
+    "History",
+    "ImageArrayDataset",
+    "PretrainedWeightsUnavailable",
+    "available_models",
+    "balanced_sampler",
+    "class_weights",
+    "classification_metrics",
+    "count_params",
+    "evaluate",
+    "extract_features",
+    "fit",
+    "freeze",
+    "freeze_batchnorm",
+    "get_device",
+    "get_head",
+    "load_animals",
+    "load_checkpoint",
+    "load_digits",
+    "load_model_state",
+    "load_numpy_pickle",
+    "load_pretrained",
+    "load_splits",
+    "make_generator",
+    "make_loaders",
+    "param_groups",
+    "plot_confusion_matrix",
+    "plot_history",
+    "predict",
+    "replace_head",
+    "roc_auc",
+    "sample_photos",
+    "save_checkpoint",
+    "seed_everything",
+    "seed_worker",
+    "sensitivity_specificity",
+    "show_images",
+    "stratified_split",
+    "to_displayable",
+    "train_one_epoch",
+    "trainable_names",
+    "transforms_for",
+    "unfreeze",
+    "weights_file",
+    "write_imagefolder",
+]

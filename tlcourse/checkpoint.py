@@ -1,0 +1,84 @@
+"""Save and load checkpoints safely: atomic writes, `weights_only=True` loads, clear shape errors.
+
+Notebook 07 and `tl.fit(checkpoint=..., resume_from=...)`. A checkpoint is a plain dict of
+tensors and numbers (model state, optimizer, epoch, class names, ...), never pickled code.
+
+Example:
+    >>> save_checkpoint("model.pt", model, classes=["cat", "dog"], image_size=96)
+    >>> info = load_checkpoint("model.pt", model)   # weights loaded, returns the whole dict
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def save_checkpoint(path: str | Path, model: nn.Module | None = None, **extra) -> Path:
+    """Write {"model": state_dict, **extra} atomically: a crash mid-write keeps the old file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = ({"model": model.state_dict()} if model is not None else {}) | extra
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)  # atomic on POSIX and Windows: old file or new file, never half
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> dict:
+    """Load a checkpoint dict with `weights_only=True` (refuses pickled code) onto the CPU.
+
+    If `model` is given, its weights are loaded from the "model" entry with shapes checked.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: check the path (cwd is {Path.cwd()})")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path} was refused by weights_only=True: it contains Python objects, "
+            f"not just tensors ({str(error).splitlines()[0]}). Only load files you trust."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ValueError(f"{path} is not a PyTorch checkpoint (or is truncated): {error}") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    if model is not None:
+        if "model" not in checkpoint:
+            raise ValueError(f"{path} has no 'model' entry; keys: {sorted(checkpoint)}")
+        load_model_state(model, checkpoint["model"])
+    return checkpoint
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """`model.load_state_dict(state)` that explains a mismatch (architecture, classes)."""
+    current = model.state_dict()
+    missing = [k for k in current if k not in state]
+    unexpected = [k for k in state if k not in current]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in current.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    if missing or unexpected:
+        problems.append(
+            f"{len(missing)} keys missing (e.g. {missing[:3]}), {len(unexpected)} "
+            f"unexpected (e.g. {unexpected[:3]}): a different architecture?"
+        )
+    if shapes:
+        problems.append(
+            "shapes differ: " + "; ".join(shapes[:4]) + " (a different num_classes? "
+            "call replace_head(model, num_classes=...) before loading)"
+        )
+    if problems:
+        raise ValueError(f"checkpoint does not fit {type(model).__name__}: " + " ".join(problems))
+    model.load_state_dict(state)

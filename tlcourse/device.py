@@ -1,0 +1,86 @@
+"""Where to run (cuda > mps > cpu) and how to make runs repeat exactly (seeds, DataLoader workers).
+
+Used by every notebook: `device = tl.get_device()` then `tl.seed_everything(0)`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV = "TLCOURSE_DEVICE"
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """Pick the fastest available device: cuda > mps > cpu.
+
+    Args:
+        name: force a device ("cpu", "cuda", "cuda:1", "mps"); default: env `TLCOURSE_DEVICE`,
+            else automatic.
+
+    Example:
+        >>> get_device("cpu")
+        device(type='cpu')
+    """
+    requested = (name or os.environ.get(DEVICE_ENV, "")).strip().lower()
+    if not requested or requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    source = f"{DEVICE_ENV}={requested}" if name is None else f"device={requested!r}"
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ValueError(
+            f"{source}: unknown device; use one of cpu, cuda, cuda:N, mps, auto"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{source}, but CUDA is not available on this machine: use cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{source}, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{source}, but Apple MPS is not available on this machine: use cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{source}: the course supports cpu, cuda and mps")
+    return device
+
+
+def seed_everything(seed: int = 0) -> int:
+    """Seed Python, NumPy and PyTorch (all devices). Returns the seed.
+
+    Example:
+        >>> seed_everything(0)
+        0
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return seed
+
+
+def seed_worker(worker_id: int) -> None:
+    """`worker_init_fn` for DataLoader: seed NumPy and `random` in each worker from torch's seed.
+
+    torch already gives each worker `base_seed + worker_id`; NumPy and `random` would otherwise
+    start identical (or OS-random) in every worker. Module-level so it pickles on Windows/macOS.
+    """
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+def make_generator(seed: int = 0) -> torch.Generator:
+    """A seeded CPU generator for DataLoader shuffling, so batch order repeats exactly.
+
+    Example:
+        >>> loader = DataLoader(ds, shuffle=True, generator=make_generator(0),
+        ...                     worker_init_fn=seed_worker, num_workers=2)
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator

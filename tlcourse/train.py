@@ -1,0 +1,307 @@
+"""The device-aware training loop: `train_one_epoch`, `evaluate`, `fit` -> `History`, `predict`.
+
+Every notebook trains with `fit`. It is plain PyTorch you can read in one sitting: move each batch
+to the device, forward, loss, backward, step; metrics weighted by samples; best weights kept.
+
+Example:
+    >>> history = fit(model, loaders["train"], loaders["val"], epochs=5, lr=1e-3)
+    >>> history.plot()
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from tlcourse.checkpoint import load_checkpoint, save_checkpoint
+from tlcourse.device import get_device
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of one `fit` call (lists ready to plot), and why it stopped."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None  # 1-based epoch whose weights the model holds at the end
+    stop_reason: str = ""
+
+    def plot(self, title: str = ""):
+        """Loss and accuracy curves as a matplotlib Figure."""
+        from tlcourse.plots import plot_history
+
+        return plot_history(self, title=title)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _autocast(device: torch.device, amp: bool):
+    """bf16 on CPU, fp16 on cuda/mps; a no-op context when amp is False."""
+    dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=amp)
+
+
+def _check_labels(labels: torch.Tensor, num_outputs: int) -> None:
+    if labels.min() < 0 or labels.max() >= num_outputs:
+        raise ValueError(
+            f"label {int(labels.max() if labels.max() >= num_outputs else labels.min())} "
+            f"is outside [0, {num_outputs}) but the model has {num_outputs} outputs: "
+            f"use replace_head(model, num_classes=...) with the dataset's class count"
+        )
+
+
+def train_one_epoch(
+    model,
+    loader,
+    loss_fn,
+    optimizer,
+    device,
+    amp=False,
+    scaler=None,
+    clip_grad=None,
+    epoch=1,
+    bar=None,
+) -> dict[str, float]:
+    """One pass over `loader` in train mode. Returns sample-weighted {"loss", "accuracy"}."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for batch, (inputs, labels) in enumerate(loader, start=1):
+        inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with _autocast(device, amp):
+            logits = model(inputs)  # (B, num_classes)
+            _check_labels(labels, logits.shape[1])
+            loss = loss_fn(logits, labels)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(
+                f"loss is {loss.item()} at epoch {epoch}, batch {batch}: "
+                "lower the learning rate or check the inputs for NaN"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:  # fp16 on cuda: scale the loss so small gradients do not underflow
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        total_loss += loss.item() * len(labels)  # weight by batch size: the last batch may be short
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+        if bar is not None:
+            bar.update(1)
+    return {"loss": total_loss / seen, "accuracy": correct / seen}
+
+
+def evaluate(model: nn.Module, loader: DataLoader, loss_fn=None, device=None) -> dict[str, float]:
+    """Loss and accuracy over `loader` in eval mode, without gradients.
+
+    Example:
+        >>> evaluate(model, loaders["test"])
+        {'loss': 0.25, 'accuracy': 0.93}
+    """
+    device = torch.device(device) if device else _model_device(model)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    model.eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    with torch.inference_mode():
+        for inputs, labels in loader:
+            inputs, labels = (
+                inputs.to(device, non_blocking=True),
+                labels.to(device, non_blocking=True),
+            )
+            logits = model(inputs)
+            _check_labels(labels, logits.shape[1])
+            total_loss += loss_fn(logits, labels).item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+    if seen == 0:
+        raise ValueError("evaluate: the loader is empty")
+    return {"loss": total_loss / seen, "accuracy": correct / seen}
+
+
+def predict(
+    model: nn.Module, inputs: torch.Tensor | DataLoader, device=None, batch_size: int = 256
+) -> torch.Tensor:
+    """Probabilities (N, num_classes) on the CPU for a batch (N, C, H, W), one image or a loader."""
+    device = torch.device(device) if device else _model_device(model)
+    if isinstance(inputs, torch.Tensor):
+        inputs = inputs[None] if inputs.ndim == 3 else inputs  # one image -> a batch of one
+        batches = inputs.split(batch_size)
+    else:
+        batches = (batch[0] for batch in inputs)
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(x.to(device)).softmax(1).float().cpu() for x in batches])
+
+
+def _rng_state(loader: DataLoader) -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if loader.generator is not None:
+        state["loader"] = loader.generator.get_state()
+    return state
+
+
+def _set_rng_state(state: dict, loader: DataLoader) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "loader" in state and loader.generator is not None:
+        loader.generator.set_state(state["loader"])
+
+
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None = None,
+    *,
+    epochs: int = 5,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    loss_fn: nn.Module | None = None,
+    device: torch.device | str | None = None,
+    scheduler=None,
+    amp: bool = False,
+    clip_grad: float | None = None,
+    patience: int | None = None,
+    restore_best: bool = True,
+    checkpoint: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    progress: bool = True,
+) -> History:
+    """Train `model` for `epochs`, validating after each; keeps the best weights. Returns History.
+
+    Args:
+        optimizer: default Adam(lr) over the parameters with `requires_grad` only.
+        device: default `get_device()`; the model is moved there, batches follow.
+        scheduler: stepped once per epoch (ReduceLROnPlateau gets the validation loss).
+        amp: mixed precision (bf16 on CPU, fp16 + GradScaler on cuda, fp16 on mps).
+        patience: stop after this many epochs without a better validation accuracy.
+        restore_best: load the best epoch's weights at the end (by val accuracy, else train loss).
+        checkpoint: file written atomically after every epoch; `resume_from` continues from one.
+        progress: one tqdm bar for the whole fit plus a line per epoch; False for silence.
+
+    Ctrl-C, a NaN loss or CUDA out-of-memory stop the fit cleanly: history and best weights kept.
+
+    Example:
+        >>> history = fit(model, loaders["train"], loaders["val"], epochs=3)
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r}: must be a whole number >= 1")
+    device = get_device(str(device)) if device is not None else get_device()
+    model.to(device)
+    if optimizer is None:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(trainable, lr=lr) if trainable else None
+    if optimizer is None or not any(
+        p.requires_grad for g in optimizer.param_groups for p in g["params"]
+    ):
+        raise ValueError(
+            "nothing to train: every parameter is frozen. Call "
+            "tl.unfreeze(model, ...) or tl.replace_head(...) first"
+        )
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    history, start, best_score, best_state = History(), 0, -math.inf, None
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, model)
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        history, start = History(**state["history"]), state["epoch"]
+        best_score, best_state = state["best_score"], state["best_state"]
+        _set_rng_state(state["rng"], train_loader)
+    bar = tqdm(
+        total=(epochs - start) * len(train_loader), disable=not progress, desc="fit", leave=False
+    )
+    history.stop_reason = "completed"
+    try:
+        for epoch in range(start + 1, epochs + 1):
+            started = time.perf_counter()
+            train = train_one_epoch(
+                model, train_loader, loss_fn, optimizer, device, amp, scaler, clip_grad, epoch, bar
+            )
+            val = evaluate(model, val_loader, loss_fn, device) if val_loader is not None else None
+            history.lr.append(optimizer.param_groups[0]["lr"])
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step((val or train)["loss"])
+            elif scheduler is not None:
+                scheduler.step()
+            history.train_loss.append(train["loss"])
+            history.train_accuracy.append(train["accuracy"])
+            history.val_loss.append(val["loss"] if val else math.nan)
+            history.val_accuracy.append(val["accuracy"] if val else math.nan)
+            history.seconds.append(time.perf_counter() - started)
+            score = val["accuracy"] if val else -train["loss"]
+            if score > best_score:
+                best_score, history.best_epoch = score, epoch
+                best_state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                }
+            if progress:
+                tqdm.write(_epoch_line(history, epoch, epochs))
+            if checkpoint is not None:
+                save_checkpoint(
+                    checkpoint,
+                    model,
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict() if scheduler else None,
+                    epoch=epoch,
+                    history=asdict(history),
+                    best_score=best_score,
+                    best_state=best_state,
+                    rng=_rng_state(train_loader),
+                )
+            if patience is not None and epoch - history.best_epoch >= patience:
+                history.stop_reason = (
+                    f"early stopping: no better val accuracy for {patience} epochs"
+                )
+                break
+    except KeyboardInterrupt:
+        history.stop_reason = f"interrupted (Ctrl-C) after {len(history.train_loss)} epochs"
+    except FloatingPointError as error:
+        history.stop_reason = str(error)
+    except torch.OutOfMemoryError:
+        history.stop_reason = (
+            "out of memory: use a smaller batch_size or image_size, "
+            "or amp=True; torch.cuda.empty_cache() frees what is left"
+        )
+    finally:
+        bar.close()
+    if restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    if progress or history.stop_reason != "completed":
+        restored = " (its weights restored)" if restore_best and best_state is not None else ""
+        print(f"{history.stop_reason}; best epoch {history.best_epoch}{restored}")
+    return history
+
+
+def _epoch_line(history: History, epoch: int, epochs: int) -> str:
+    line = (
+        f"epoch {epoch:>3}/{epochs}  train loss {history.train_loss[-1]:.4f} "
+        f"acc {history.train_accuracy[-1]:.3f}"
+    )
+    if not math.isnan(history.val_loss[-1]):
+        line += f"  val loss {history.val_loss[-1]:.4f} acc {history.val_accuracy[-1]:.3f}"
+    return line + f"  {history.seconds[-1]:.1f}s"
