@@ -110,10 +110,7 @@ def load_pretrained(name: str, weights: str | None = "DEFAULT") -> nn.Module:
         PretrainedWeightsUnavailable,
         stacklevel=2,
     )
-    kwargs = (
-        {"aux_logits": True, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
-    )
-    return torchvision.models.get_model(name, weights=None, **kwargs).eval()
+    return torchvision.models.get_model(name, weights=None).eval()
 
 
 def get_head(model: nn.Module) -> tuple[str, nn.Module]:
