@@ -20,10 +20,10 @@ def lite0():
 
 def blobs(n: int = 96, features: int = 8, classes: int = 3, seed: int = 0) -> TensorDataset:
     """A small, learnable classification problem: Gaussian blobs around class centres."""
-    generator = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % classes
-    centres = torch.randn(classes, features, generator=generator) * 3
-    return TensorDataset(centres[labels] + torch.randn(n, features, generator=generator), labels)
+    centres = torch.randn(classes, features, generator=torch.Generator().manual_seed(42)) * 2
+    noise = torch.randn(n, features, generator=torch.Generator().manual_seed(seed))
+    return TensorDataset(centres[labels] + noise, labels)
 
 
 def blob_loaders(batch_size: int = 16, seed: int = 0, num_workers: int = 0):
@@ -34,7 +34,10 @@ def blob_loaders(batch_size: int = 16, seed: int = 0, num_workers: int = 0):
 def small_net(seed: int = 0, features: int = 8, classes: int = 3) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(
-        torch.nn.Linear(features, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, classes)
+        torch.nn.Linear(features, 16),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(16, classes),
     )
 
 

@@ -81,7 +81,10 @@ def test_param_groups_partition_trainable_params(resnet18):
     tl.freeze(resnet18, verbose=False)
     tl.unfreeze(resnet18, "layer4", "fc", verbose=False)
     groups = tl.param_groups(resnet18, {"fc": 1e-3, "layer4": 1e-4})
-    assert [(g["name"], g["lr"], len(g["params"])) for g in groups] == [("fc", 1e-3, 2), ("layer4", 1e-4, 15)]
+    assert [(g["name"], g["lr"], len(g["params"])) for g in groups] == [
+        ("fc", 1e-3, 2),
+        ("layer4", 1e-4, 15),
+    ]
     optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
     assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 1e-4]
     with pytest.raises(ValueError, match="match no pattern.*default_lr"):

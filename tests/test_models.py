@@ -36,7 +36,9 @@ def test_random_init_lite_is_not_espresso():
 
 
 def test_lite_parameter_counts():
-    counts = {v: tl.count_params(tl.load_pretrained(f"efficientnet_lite{v}", None))[1] for v in range(3)}
+    counts = {
+        v: tl.count_params(tl.load_pretrained(f"efficientnet_lite{v}", None))[1] for v in range(3)
+    }
     assert counts == {0: 4_652_008, 1: 5_416_680, 2: 6_092_072}
 
 
@@ -55,8 +57,11 @@ def test_replace_head_on_every_classifier(name, monkeypatch):
 
     monkeypatch.setattr(block_params, "from_init_params", classmethod(widths_on_cpu))
     with torch.device("meta"):  # shapes only: building vit_h_14 for real would take seconds + GBs
-        model = tl.load_pretrained(name, weights=None) if "lite" in name else (
-            torchvision.models.get_model(name, weights=None))
+        model = (
+            tl.load_pretrained(name, weights=None)
+            if "lite" in name
+            else (torchvision.models.get_model(name, weights=None))
+        )
         before = dict(model.named_parameters())
         head_path, old_head = tl.get_head(model)
         head = tl.replace_head(model, num_classes=7, verbose=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -40,12 +41,14 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: check the path (cwd is {Path.cwd()})")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise ValueError(f"{path} is not a PyTorch checkpoint (not a torch.save archive)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"{path} was refused by weights_only=True: it contains Python objects, "
-            f"not just tensors ({str(error).splitlines()[0]}). Only load files you trust."
+            f"not just tensors ({_blocked_global(error)}). Only load files you trust."
         ) from None
     except (RuntimeError, EOFError, OSError) as error:
         raise ValueError(f"{path} is not a PyTorch checkpoint (or is truncated): {error}") from None
@@ -56,6 +59,12 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> dict:
             raise ValueError(f"{path} has no 'model' entry; keys: {sorted(checkpoint)}")
         load_model_state(model, checkpoint["model"])
     return checkpoint
+
+
+def _blocked_global(error: Exception) -> str:
+    """The line of torch's long message that names what was blocked, e.g. 'builtins.print'."""
+    lines = [line.strip() for line in str(error).splitlines() if "Unsupported global" in line]
+    return (lines or str(error).splitlines())[0].split(". Please")[0]
 
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

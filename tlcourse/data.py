@@ -238,8 +238,10 @@ def write_imagefolder(
         >>> datasets.ImageFolder(folder).classes
     """
     folder = Path(root) / split
-    for class_name in classes:
-        (folder / class_name).mkdir(parents=True, exist_ok=True)
+    for label in sorted(
+        set(np.asarray(labels).tolist())
+    ):  # no empty folders: ImageFolder rejects them
+        (folder / classes[label]).mkdir(parents=True, exist_ok=True)
     for index, (image, label) in enumerate(zip(images, labels)):
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
             folder / classes[label] / f"{index:05d}.png"
@@ -256,7 +258,7 @@ def class_weights(labels: np.ndarray | list[int], num_classes: int | None = None
     """
     labels = np.asarray(labels)
     classes = np.arange(num_classes if num_classes else labels.max() + 1)
-    missing = sorted(set(classes) - set(labels.tolist()))
+    missing = sorted(set(classes.tolist()) - set(labels.tolist()))
     if missing:
         raise ValueError(f"classes {missing} have no samples: cannot weight them")
     weights = compute_class_weight("balanced", classes=classes, y=labels)
