@@ -1,4 +1,4 @@
-"""Offline data loads safely (restricted unpickler), splits are stratified, ImageFolder round-trips."""
+"""Offline data loads safely (restricted unpickler), stratified splits, ImageFolder round trip."""
 
 import pickle
 

@@ -20,8 +20,10 @@ def top_k(model, photo, size, k):
     return [CATEGORIES[i] for i in probabilities.topk(k).indices]
 
 
-@pytest.mark.parametrize("name, size", [("efficientnet_lite0", 224), ("efficientnet_lite1", 240),
-                                        ("efficientnet_lite2", 260)])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, size",
+    [("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260)],
+)
 def test_lite_weights_are_real_imagenet_weights(name, size):
     model = tl.load_pretrained(name)
     photos = tl.sample_photos()
@@ -105,8 +107,17 @@ def test_replace_head_reports_old_and_new_shape(capsys):
     assert "replaced fc: Linear(512 -> 1000) -> Linear(512 -> 5)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("bad, error", [(0, ValueError), (1, ValueError), (-3, ValueError),
-                                        (2.5, TypeError), (None, TypeError), (True, TypeError)])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (0, ValueError),
+        (1, ValueError),
+        (-3, ValueError),
+        (2.5, TypeError),
+        (None, TypeError),
+        (True, TypeError),
+    ],
+)
 def test_num_classes_is_validated(bad, error):
     with pytest.raises(error, match="num_classes"):
         tl.replace_head(torchvision.models.resnet18(weights=None), bad)

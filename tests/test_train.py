@@ -13,8 +13,9 @@ def run(num_workers=0, epochs=4, **kwargs):
     tl.seed_everything(0)
     model = small_net()
     loaders = blob_loaders(num_workers=num_workers)
-    history = tl.fit(model, loaders["train"], loaders["val"], epochs=epochs, lr=1e-2,
-                     progress=False, **kwargs)  # fmt: skip
+    history = tl.fit(
+        model, loaders["train"], loaders["val"], epochs=epochs, lr=1e-2, progress=False, **kwargs
+    )
     return model, history
 
 
@@ -30,8 +31,15 @@ def test_fit_restores_the_best_epoch(restore_best):
     tl.seed_everything(0)
     model, loaders = small_net(), blob_loaders()
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.9)  # too high: gets worse
-    history = tl.fit(model, loaders["train"], loaders["val"], epochs=5, optimizer=optimizer,
-                     restore_best=restore_best, progress=False)  # fmt: skip
+    history = tl.fit(
+        model,
+        loaders["train"],
+        loaders["val"],
+        epochs=5,
+        optimizer=optimizer,
+        restore_best=restore_best,
+        progress=False,
+    )
     best = history.best_epoch
     assert history.val_accuracy[best - 1] == max(history.val_accuracy) > history.val_accuracy[-1]
     expected = history.val_accuracy[best - 1 if restore_best else -1]
@@ -69,12 +77,28 @@ def test_resume_equals_uninterrupted(tmp_path):
     full_model, full = run(epochs=4, restore_best=False)
     tl.seed_everything(0)
     model, loaders = small_net(), blob_loaders()
-    tl.fit(model, loaders["train"], loaders["val"], epochs=2, lr=1e-2, progress=False,
-           restore_best=False, checkpoint=tmp_path / "ckpt.pt")  # fmt: skip
+    tl.fit(
+        model,
+        loaders["train"],
+        loaders["val"],
+        epochs=2,
+        lr=1e-2,
+        progress=False,
+        restore_best=False,
+        checkpoint=tmp_path / "ckpt.pt",
+    )
     tl.seed_everything(123)  # a new process would start with other RNG states
     model, loaders = small_net(seed=5), blob_loaders()
-    resumed = tl.fit(model, loaders["train"], loaders["val"], epochs=4, lr=1e-2, progress=False,
-                     restore_best=False, resume_from=tmp_path / "ckpt.pt")  # fmt: skip
+    resumed = tl.fit(
+        model,
+        loaders["train"],
+        loaders["val"],
+        epochs=4,
+        lr=1e-2,
+        progress=False,
+        restore_best=False,
+        resume_from=tmp_path / "ckpt.pt",
+    )
     assert resumed.train_loss == full.train_loss and resumed.val_accuracy == full.val_accuracy
     assert all(
         torch.equal(a, b)
@@ -125,15 +149,25 @@ class ExplodingLoss(torch.nn.Module):
         return loss
 
 
-@pytest.mark.parametrize("error, reason", [(None, "loss is nan at epoch 3, batch 2"),
-                                           (KeyboardInterrupt(), "interrupted")])  # fmt: skip
+@pytest.mark.parametrize(
+    "error, reason",
+    [(None, "loss is nan at epoch 3, batch 2"), (KeyboardInterrupt(), "interrupted")],
+)
 def test_nan_or_ctrl_c_stop_cleanly_with_best_weights(loaders, tmp_path, error, reason, capsys):
     batches = len(loaders["train"])
     tl.seed_everything(0)
     model = small_net()
     loss_fn = ExplodingLoss(at_call=2 * (batches + len(loaders["val"])) + 2, error=error)
-    history = tl.fit(model, loaders["train"], loaders["val"], epochs=5, lr=1e-2, loss_fn=loss_fn,
-                     progress=False, checkpoint=tmp_path / "c.pt")  # fmt: skip
+    history = tl.fit(
+        model,
+        loaders["train"],
+        loaders["val"],
+        epochs=5,
+        lr=1e-2,
+        loss_fn=loss_fn,
+        progress=False,
+        checkpoint=tmp_path / "c.pt",
+    )
     assert reason in history.stop_reason and len(history.train_loss) == 2
     assert reason in capsys.readouterr().out
     assert tl.evaluate(model, loaders["val"])["accuracy"] == max(history.val_accuracy)
@@ -167,7 +201,15 @@ def test_scheduler_and_bf16_autocast_on_cpu(loaders):
     model = small_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    history = tl.fit(model, loaders["train"], loaders["val"], epochs=3, optimizer=optimizer,
-                     scheduler=scheduler, amp=True, progress=False)  # fmt: skip
+    history = tl.fit(
+        model,
+        loaders["train"],
+        loaders["val"],
+        epochs=3,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        amp=True,
+        progress=False,
+    )
     assert history.lr == [0.1, 0.05, 0.025]
     assert max(history.val_accuracy) > 0.8

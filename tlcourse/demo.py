@@ -10,6 +10,7 @@ activations. The final accuracy is measured by the full model on held-out images
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -144,6 +145,13 @@ def run_demo(
         image_size=image_size,
         model_name="efficientnet_lite0",
     )
+    results = {
+        "head_accuracy": head_accuracy,
+        "finetuned_accuracy": test,
+        "device": str(device),
+        "stages": [dict(zip(("stage", "trainable", "seconds", "test_accuracy"), r)) for r in rows],
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
     _print_table(rows, device, out)
     return {
         "head_accuracy": head_accuracy,
@@ -164,4 +172,4 @@ def _print_table(rows, device: torch.device, out: Path) -> None:
         shown = "-" if accuracy is None else f"{accuracy:.3f}"
         print(f"{stage:<58} {trainable:>10,} {seconds:>8.1f} {shown:>9}")
     print(f"{'total':<58} {'':>10} {sum(r[2] for r in rows):>8.1f}")
-    print(f"\nsaved {out / 'curves.png'}, {out / 'predictions.png'}, {out / 'model.pt'}")
+    print(f"\nsaved in {out}/: curves.png, predictions.png, model.pt, results.json")
