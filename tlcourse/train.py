@@ -80,11 +80,12 @@ def train_one_epoch(
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch, (inputs, labels) in enumerate(loader, start=1):
-        inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        inputs = inputs.to(device, non_blocking=True)
+        targets = labels.to(device, non_blocking=True)
         with _autocast(device, amp):
             logits = model(inputs)  # (B, num_classes)
-            _check_labels(labels, logits.shape[1])
-            loss = loss_fn(logits, labels)
+            _check_labels(labels, logits.shape[1])  # the loader's (CPU) labels: no GPU sync
+            loss = loss_fn(logits, targets)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(
                 f"loss is {loss.item()} at epoch {epoch}, batch {batch}: "
@@ -104,10 +105,12 @@ def train_one_epoch(
         else:
             optimizer.step()
         total_loss += loss.item() * len(labels)  # weight by batch size: the last batch may be short
-        correct += (logits.argmax(1) == labels).sum().item()
+        correct += (logits.argmax(1) == targets).sum().item()
         seen += len(labels)
         if bar is not None:
             bar.update(1)
+    if seen == 0:
+        raise ValueError("train_one_epoch: the training loader is empty")
     return {"loss": total_loss / seen, "accuracy": correct / seen}
 
 
@@ -124,14 +127,12 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn=None, device=None) ->
     total_loss, correct, seen = 0.0, 0, 0
     with torch.inference_mode():
         for inputs, labels in loader:
-            inputs, labels = (
-                inputs.to(device, non_blocking=True),
-                labels.to(device, non_blocking=True),
-            )
+            inputs = inputs.to(device, non_blocking=True)
+            targets = labels.to(device, non_blocking=True)
             logits = model(inputs)
             _check_labels(labels, logits.shape[1])
-            total_loss += loss_fn(logits, labels).item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
+            total_loss += loss_fn(logits, targets).item() * len(labels)
+            correct += (logits.argmax(1) == targets).sum().item()
             seen += len(labels)
     if seen == 0:
         raise ValueError("evaluate: the loader is empty")
@@ -282,7 +283,7 @@ def fit(
         history.stop_reason = f"interrupted (Ctrl-C) after {len(history.train_loss)} epochs"
     except FloatingPointError as error:
         history.stop_reason = str(error)
-    except torch.OutOfMemoryError:
+    except torch.cuda.OutOfMemoryError:
         history.stop_reason = (
             "out of memory: use a smaller batch_size or image_size, "
             "or amp=True; torch.cuda.empty_cache() frees what is left"
