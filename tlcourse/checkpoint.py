@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import zipfile
 from pathlib import Path
 
@@ -91,3 +92,23 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     if problems:
         raise ValueError(f"checkpoint does not fit {type(model).__name__}: " + " ".join(problems))
     model.load_state_dict(state)
+
+
+def rng_state(generator: torch.Generator | None = None) -> dict:
+    """Every random state a resumed run needs to continue exactly (torch, cuda, python, loader)."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if generator is not None:  # the DataLoader's shuffling generator
+        state["loader"] = generator.get_state()
+    return state
+
+
+def restore_rng_state(state: dict, generator: torch.Generator | None = None) -> None:
+    """Undo `rng_state`: the next random numbers are those the saved run would have drawn."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "loader" in state and generator is not None:
+        generator.set_state(state["loader"])

@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from tlcourse.checkpoint import load_checkpoint, save_checkpoint
+from tlcourse.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from tlcourse.device import get_device
 
 
@@ -37,6 +36,15 @@ class History:
     seconds: list[float] = field(default_factory=list)
     best_epoch: int | None = None  # 1-based epoch whose weights the model holds at the end
     stop_reason: str = ""
+
+    def record(self, train: dict, val: dict | None, lr: float, seconds: float) -> None:
+        """Append one epoch's metrics (val = None when there is no validation loader)."""
+        self.train_loss.append(train["loss"])
+        self.train_accuracy.append(train["accuracy"])
+        self.val_loss.append(val["loss"] if val else math.nan)
+        self.val_accuracy.append(val["accuracy"] if val else math.nan)
+        self.lr.append(lr)
+        self.seconds.append(seconds)
 
     def plot(self, title: str = ""):
         """Loss and accuracy curves as a matplotlib Figure."""
@@ -154,24 +162,6 @@ def predict(
         return torch.cat([model(x.to(device)).softmax(1).float().cpu() for x in batches])
 
 
-def _rng_state(loader: DataLoader) -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    if loader.generator is not None:
-        state["loader"] = loader.generator.get_state()
-    return state
-
-
-def _set_rng_state(state: dict, loader: DataLoader) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "loader" in state and loader.generator is not None:
-        loader.generator.set_state(state["loader"])
-
-
 def fit(
     model: nn.Module,
     train_loader: DataLoader,
@@ -232,7 +222,7 @@ def fit(
             scheduler.load_state_dict(state["scheduler"])
         history, start = History(**state["history"]), state["epoch"]
         best_score, best_state = state["best_score"], state["best_state"]
-        _set_rng_state(state["rng"], train_loader)
+        restore_rng_state(state["rng"], train_loader.generator)
     bar = tqdm(
         total=(epochs - start) * len(train_loader), disable=not progress, desc="fit", leave=False
     )
@@ -244,16 +234,13 @@ def fit(
                 model, train_loader, loss_fn, optimizer, device, amp, scaler, clip_grad, epoch, bar
             )
             val = evaluate(model, val_loader, loss_fn, device) if val_loader is not None else None
-            history.lr.append(optimizer.param_groups[0]["lr"])
+            history.record(
+                train, val, optimizer.param_groups[0]["lr"], time.perf_counter() - started
+            )
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step((val or train)["loss"])
             elif scheduler is not None:
                 scheduler.step()
-            history.train_loss.append(train["loss"])
-            history.train_accuracy.append(train["accuracy"])
-            history.val_loss.append(val["loss"] if val else math.nan)
-            history.val_accuracy.append(val["accuracy"] if val else math.nan)
-            history.seconds.append(time.perf_counter() - started)
             score = val["accuracy"] if val else -train["loss"]
             if score > best_score:
                 best_score, history.best_epoch = score, epoch
@@ -272,7 +259,7 @@ def fit(
                     history=asdict(history),
                     best_score=best_score,
                     best_state=best_state,
-                    rng=_rng_state(train_loader),
+                    rng=rng_state(train_loader.generator),
                 )
             if patience is not None and epoch - history.best_epoch >= patience:
                 history.stop_reason = (
