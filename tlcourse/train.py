@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from tlcourse import distributed
 from tlcourse.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from tlcourse.device import get_device
 
@@ -83,12 +84,15 @@ def train_one_epoch(
     clip_grad=None,
     epoch=1,
     bar=None,
+    channels_last=False,
 ) -> dict[str, float]:
     """One pass over `loader` in train mode. Returns sample-weighted {"loss", "accuracy"}."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch, (inputs, labels) in enumerate(loader, start=1):
         inputs = inputs.to(device, non_blocking=True)
+        if channels_last and inputs.ndim == 4:  # (B, C, H, W) stored as B, H, W, C in memory
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         targets = labels.to(device, non_blocking=True)
         with _autocast(device, amp):
             logits = model(inputs)  # (B, num_classes)
@@ -117,6 +121,8 @@ def train_one_epoch(
         seen += len(labels)
         if bar is not None:
             bar.update(1)
+    # DDP: add the sums of all processes (a no-op in one process)
+    total_loss, correct, seen = distributed.global_sums(loader, total_loss, correct, seen)
     if seen == 0:
         raise ValueError("train_one_epoch: the training loader is empty")
     return {"loss": total_loss / seen, "accuracy": correct / seen}
@@ -142,6 +148,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn=None, device=None) ->
             total_loss += loss_fn(logits, targets).item() * len(labels)
             correct += (logits.argmax(1) == targets).sum().item()
             seen += len(labels)
+    total_loss, correct, seen = distributed.global_sums(loader, total_loss, correct, seen)  # DDP
     if seen == 0:
         raise ValueError("evaluate: the loader is empty")
     return {"loss": total_loss / seen, "accuracy": correct / seen}
@@ -174,6 +181,7 @@ def fit(
     device: torch.device | str | None = None,
     scheduler=None,
     amp: bool = False,
+    channels_last: bool = False,
     clip_grad: float | None = None,
     patience: int | None = None,
     restore_best: bool = True,
@@ -188,6 +196,8 @@ def fit(
         device: default `get_device()`; the model is moved there, batches follow.
         scheduler: stepped once per epoch (ReduceLROnPlateau gets the validation loss).
         amp: mixed precision (bf16 on CPU, fp16 + GradScaler on cuda, fp16 on mps).
+        channels_last: store the model and image batches as NHWC (faster convolutions on
+            recent GPUs, best with amp); the numbers stay the same up to float rounding.
         patience: stop after this many epochs without a better validation accuracy.
         restore_best: load the best epoch's weights at the end (by val accuracy, else train loss).
         checkpoint: file written atomically after every epoch; `resume_from` continues from one.
@@ -201,7 +211,10 @@ def fit(
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs={epochs!r}: must be a whole number >= 1")
     device = get_device(str(device)) if device is not None else get_device()
+    device = distributed.setup(device)  # under torchrun: join the process group (else no-op)
     model.to(device)
+    if channels_last:  # before DDP wraps the model: DDP's gradient buckets follow the layout
+        model.to(memory_format=torch.channels_last)
     if optimizer is None:
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(trainable, lr=lr) if trainable else None
@@ -215,6 +228,12 @@ def fit(
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
     history, start, best_score, best_state = History(), 0, -math.inf, None
+    # Under torchrun (tlcourse/distributed.py): a DDP model, each process reading its own share
+    # of the data; only rank 0 prints and saves. One process: everything comes back unchanged.
+    train_model, train_loader, val_loader = distributed.prepare(
+        model, device, train_loader, val_loader
+    )
+    progress = progress and distributed.is_main()
     if resume_from is not None:
         state = load_checkpoint(resume_from, model)
         optimizer.load_state_dict(state["optimizer"])
@@ -230,8 +249,19 @@ def fit(
     try:
         for epoch in range(start + 1, epochs + 1):
             started = time.perf_counter()
+            distributed.set_epoch(train_loader, epoch)  # DDP: a new shuffle every epoch
             train = train_one_epoch(
-                model, train_loader, loss_fn, optimizer, device, amp, scaler, clip_grad, epoch, bar
+                train_model,
+                train_loader,
+                loss_fn,
+                optimizer,
+                device,
+                amp,
+                scaler,
+                clip_grad,
+                epoch,
+                bar,
+                channels_last,
             )
             val = evaluate(model, val_loader, loss_fn, device) if val_loader is not None else None
             history.record(
@@ -249,7 +279,7 @@ def fit(
                 }
             if progress:
                 tqdm.write(_epoch_line(history, epoch, epochs))
-            if checkpoint is not None:
+            if checkpoint is not None and distributed.is_main():
                 save_checkpoint(
                     checkpoint,
                     model,
@@ -279,7 +309,7 @@ def fit(
         bar.close()
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
-    if progress or history.stop_reason != "completed":
+    if progress or (history.stop_reason != "completed" and distributed.is_main()):
         restored = " (its weights restored)" if restore_best and best_state is not None else ""
         print(f"{history.stop_reason}; best epoch {history.best_epoch}{restored}")
     return history
