@@ -82,7 +82,8 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     if missing or unexpected:
         problems.append(
             f"{len(missing)} keys missing (e.g. {missing[:3]}), {len(unexpected)} "
-            f"unexpected (e.g. {unexpected[:3]}): a different architecture?"
+            f"unexpected (e.g. {unexpected[:3]}): a different architecture? Build the "
+            "model the checkpoint was saved from"
         )
     if shapes:
         problems.append(

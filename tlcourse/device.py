@@ -84,3 +84,30 @@ def make_generator(seed: int = 0) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def place_model(model: torch.nn.Module, device: torch.device | str | None = None) -> torch.device:
+    """The device `model` runs on: `device` if given (the model is moved there), else its own.
+
+    A model whose weights are spread over several devices (say a new head made after
+    `model.to("cuda")`) raises ValueError naming one weight per device, instead of PyTorch's
+    "Expected all tensors to be on the same device" deep inside the forward pass.
+
+    Example:
+        >>> place_model(torch.nn.Linear(2, 2))
+        device(type='cpu')
+    """
+    if device is not None:
+        device = get_device(str(device))
+        model.to(device)
+        return device
+    where: dict[torch.device, str] = {}
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        where.setdefault(tensor.device, name)
+    if len(where) > 1:
+        found = ", ".join(f"{name} on {place}" for place, name in where.items())
+        raise ValueError(
+            f"the model's weights are on {len(where)} devices ({found}): call "
+            "model.to(device) after changing its layers, or pass device=..."
+        )
+    return next(iter(where), torch.device("cpu"))

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from tlcourse import distributed
 from tlcourse.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from tlcourse.device import get_device
+from tlcourse.device import get_device, place_model
 
 
 @dataclass
@@ -52,10 +52,6 @@ class History:
         from tlcourse.plots import plot_history
 
         return plot_history(self, title=title)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -124,7 +120,10 @@ def train_one_epoch(
     # DDP: add the sums of all processes (a no-op in one process)
     total_loss, correct, seen = distributed.global_sums(loader, total_loss, correct, seen)
     if seen == 0:
-        raise ValueError("train_one_epoch: the training loader is empty")
+        raise ValueError(
+            "train_one_epoch: the training loader is empty (0 batches): check len(dataset) "
+            "and batch_size (drop_last=True drops a short last batch)"
+        )
     return {"loss": total_loss / seen, "accuracy": correct / seen}
 
 
@@ -135,7 +134,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn=None, device=None) ->
         >>> evaluate(model, loaders["test"])
         {'loss': 0.25, 'accuracy': 0.93}
     """
-    device = torch.device(device) if device else _model_device(model)
+    device = place_model(model, device)  # a given device: the model moves there, like fit
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
@@ -150,7 +149,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn=None, device=None) ->
             seen += len(labels)
     total_loss, correct, seen = distributed.global_sums(loader, total_loss, correct, seen)  # DDP
     if seen == 0:
-        raise ValueError("evaluate: the loader is empty")
+        raise ValueError("evaluate: the loader is empty (0 batches): check len(dataset)")
     return {"loss": total_loss / seen, "accuracy": correct / seen}
 
 
@@ -158,7 +157,7 @@ def predict(
     model: nn.Module, inputs: torch.Tensor | DataLoader, device=None, batch_size: int = 256
 ) -> torch.Tensor:
     """Probabilities (N, num_classes) on the CPU for a batch (N, C, H, W), one image or a loader."""
-    device = torch.device(device) if device else _model_device(model)
+    device = place_model(model, device)  # a given device: the model moves there, like fit
     if isinstance(inputs, torch.Tensor):
         inputs = inputs[None] if inputs.ndim == 3 else inputs  # one image -> a batch of one
         batches = inputs.split(batch_size)
