@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tlcourse import distributed
 from tlcourse.checkpoint import save_checkpoint
 from tlcourse.data import load_splits, make_loaders
 from tlcourse.device import get_device, make_generator, seed_everything
@@ -32,7 +33,12 @@ CUT = 7
 
 
 def _loader(dataset: TensorDataset, shuffle: bool, seed: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=64, shuffle=shuffle, generator=make_generator(seed))
+    # Under torchrun each of the N processes takes 64 / N samples per step: the global batch
+    # stays 64, so the recipe (learning rates, epochs) needs no change.
+    batch_size = 64 // distributed.world_size()
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=make_generator(seed)
+    )
 
 
 def run_demo(
@@ -49,7 +55,7 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    device = get_device(device)
+    device = distributed.setup(get_device(device))  # under torchrun: join the process group
     rows: list[
         tuple[str, int, float, float | None]
     ] = []  # stage, trainable params, seconds, test accuracy
@@ -113,6 +119,8 @@ def run_demo(
         progress=progress,
     )
     record(f"fine-tune last blocks, LR 1e-4 / head 1e-3 ({finetune_epochs} epochs)", model)
+    if not distributed.is_main():  # DDP: the other processes helped train; rank 0 reports
+        return {"head_accuracy": head_accuracy, "rows": rows, "out": out}
 
     test = evaluate(model, loaders["test"])["accuracy"]  # the full model on real held-out images
     record("evaluate full fine-tuned model on test images", model, test)
@@ -149,6 +157,7 @@ def run_demo(
         "head_accuracy": head_accuracy,
         "finetuned_accuracy": test,
         "device": str(device),
+        "world_size": distributed.world_size(),
         "stages": [dict(zip(("stage", "trainable", "seconds", "test_accuracy"), r)) for r in rows],
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -167,6 +176,12 @@ def _print_table(rows, device: torch.device, out: Path) -> None:
         f"\ntlcourse demo on {device} (torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads)"
     )
+    if distributed.active():
+        processes = distributed.world_size()
+        print(
+            f"DDP world size {processes}: {processes} processes x {64 // processes} "
+            f"samples per step (global batch {processes * (64 // processes)})"
+        )
     print(f"{'stage':<58} {'trainable':>10} {'seconds':>8} {'test acc':>9}")
     for stage, trainable, seconds, accuracy in rows:
         shown = "-" if accuracy is None else f"{accuracy:.3f}"
