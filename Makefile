@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 LAB_OPTS ?=
 NOTEBOOK_DIRS := $(sort $(dir $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 
-.PHONY: setup lab demo info test lint unit nbval sync clean
+.PHONY: setup lab demo ddp-demo info test lint unit nbval sync clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ lab: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m tlcourse demo
+
+# The same demo as 2 processes on the CPU with PyTorch DDP (gloo); rank 0 prints the table.
+ddp-demo: $(STAMP)
+	TLCOURSE_DEVICE=cpu $(BIN)/torchrun --nproc_per_node=2 --master-addr=127.0.0.1 \
+		--master-port=$${MASTER_PORT:-29500} -m tlcourse demo --out tlcourse_ddp_demo
 
 info: $(STAMP)
 	$(BIN)/python -m tlcourse info
@@ -49,4 +54,4 @@ sync: $(STAMP)
 	$(BIN)/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb $(wildcard solutions/*.ipynb)
 
 clean:
-	rm -rf $(VENV) tlcourse_demo .pytest_cache
+	rm -rf $(VENV) tlcourse_demo tlcourse_ddp_demo .pytest_cache
