@@ -24,6 +24,7 @@
 # says what to fix.
 
 # %%
+# %matplotlib inline
 import torch
 import torchvision
 
