@@ -33,6 +33,7 @@ from tlcourse.freeze import (
     trainable_names,
     unfreeze,
 )
+from tlcourse.grading import check
 from tlcourse.metrics import classification_metrics, roc_auc, sensitivity_specificity
 from tlcourse.models import (
     PretrainedWeightsUnavailable,
@@ -54,6 +55,7 @@ __all__ = [
     "PretrainedWeightsUnavailable",
     "available_models",
     "balanced_sampler",
+    "check",
     "class_weights",
     "classification_metrics",
     "count_params",

@@ -1,7 +1,9 @@
-"""Command line: `python -m tlcourse demo | info`.
+"""Command line: `python -m tlcourse demo | info | check | progress`.
 
 python -m tlcourse demo --epochs 30 --image-size 96 --out tlcourse_demo
 python -m tlcourse info
+python -m tlcourse check exercises/02_freeze_and_replace_head.ipynb   # exit 0 = all checks pass
+python -m tlcourse progress
 """
 
 from __future__ import annotations
@@ -82,10 +84,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--progress", action="store_true", help="show progress bars and epoch lines")
     commands.add_parser("info", help="versions, device, which pretrained weights work offline")
+    check = commands.add_parser("check", help="run an exercise notebook and grade it")
+    check.add_argument("notebook", help="e.g. exercises/02_freeze_and_replace_head.ipynb")
+    check.add_argument("--timeout", type=_positive, default=300, help="seconds per cell (300)")
+    commands.add_parser("progress", help="your exercises: status, points, last attempt")
     args = parser.parse_args(argv)
 
     if args.command == "info":
         return info()
+    if args.command == "check":
+        from tlcourse.grading.runner import check_notebook
+
+        return check_notebook(args.notebook, timeout=args.timeout)
+    if args.command == "progress":
+        from tlcourse.grading import format_progress
+
+        print(format_progress())
+        return 0
     from tlcourse.demo import run_demo
 
     try:

@@ -1,0 +1,35 @@
+"""Graded exercises: `tl.check("ex03", ...)`, your progress file, and the notebook runner.
+
+Checks recompute everything from the objects you pass (the grader's own held-out images,
+`requires_grad`, weights compared to the pretrained ones), so a pasted number or an untrained
+model cannot pass. `python -m tlcourse check exercises/03_….ipynb` runs a whole notebook;
+`python -m tlcourse progress` shows what is done.
+
+Example:
+    >>> tl.check("ex02", make_feature_extractor=make_feature_extractor, model=model)
+"""
+
+from tlcourse.grading import checks_concepts, checks_structure, checks_training  # noqa: F401
+from tlcourse.grading.data import (
+    IMAGE_SIZE,
+    heldout_data,
+    practice_data,
+    write_medical_standin,
+)
+from tlcourse.grading.progress import format_progress, load_progress, progress_path
+from tlcourse.grading.registry import EXERCISES, CheckFailed, Report, check, find_exercise
+
+__all__ = [
+    "EXERCISES",
+    "IMAGE_SIZE",
+    "CheckFailed",
+    "Report",
+    "check",
+    "find_exercise",
+    "format_progress",
+    "heldout_data",
+    "load_progress",
+    "practice_data",
+    "progress_path",
+    "write_medical_standin",
+]

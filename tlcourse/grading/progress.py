@@ -1,0 +1,118 @@
+"""Your progress through the exercises: a small JSON file in your user data folder.
+
+`tl.check(...)` records every attempt; `python -m tlcourse progress` prints the table. The file
+lives in `platformdirs.user_data_dir("tlcourse")` unless `TLCOURSE_PROGRESS` names another path.
+A damaged file is moved aside with a message and a fresh one started: progress never crashes.
+
+Example:
+    >>> record_attempt("ex03", "passed", 10, 10)
+    >>> print(format_progress())
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+PROGRESS_ENV = "TLCOURSE_PROGRESS"
+
+
+def progress_path() -> Path:
+    """The progress file: `$TLCOURSE_PROGRESS`, else <user data dir>/tlcourse/progress.json."""
+    override = os.environ.get(PROGRESS_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tlcourse", appauthor=False)) / "progress.json"
+
+
+def _valid(data: object) -> bool:
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("exercises"), dict)
+        and all(isinstance(entry, dict) for entry in data["exercises"].values())
+    )
+
+
+def load_progress(path: str | Path | None = None) -> dict:
+    """{"version": 1, "exercises": {id: entry}}; a damaged file is set aside, never fatal."""
+    path = Path(path) if path else progress_path()
+    empty = {"version": 1, "exercises": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return empty
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return _set_aside(path, f"{type(error).__name__}: {error}", empty)
+    if not _valid(data):
+        return _set_aside(path, "unexpected content", empty)
+    return data
+
+
+def _set_aside(path: Path, reason: str, empty: dict) -> dict:
+    backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, backup)
+        kept = f"kept a copy at {backup}"
+    except OSError as error:
+        kept = f"could not move it aside ({error})"
+    print(
+        f"tlcourse: the progress file {path} was unreadable ({reason}); {kept} and started a "
+        "new one. Your exercises are not affected: re-run a check to record it again.",
+        file=sys.stderr,
+    )
+    return empty
+
+
+def record_attempt(
+    exercise: str, status: str, points: int, max_points: int, path: str | Path | None = None
+) -> None:
+    """Store one attempt (atomic write). A read-only or full disk prints a warning, never raises."""
+    path = Path(path) if path else progress_path()
+    data = load_progress(path)
+    entry = data["exercises"].get(exercise, {})
+    best = max(points, int(entry.get("best_points", 0) or 0))
+    data["exercises"][exercise] = {
+        "status": "passed" if entry.get("status") == "passed" else status,
+        "points": points,
+        "best_points": best,
+        "max_points": max_points,
+        "attempts": int(entry.get("attempts", 0) or 0) + 1,
+        "last_attempt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as error:
+        print(f"tlcourse: could not save progress to {path}: {error}", file=sys.stderr)
+
+
+def format_progress(path: str | Path | None = None) -> str:
+    """The progress table: every exercise, its status, best points and last attempt."""
+    from tlcourse.grading.registry import EXERCISES, symbols
+
+    path = Path(path) if path else progress_path()
+    entries = load_progress(path)["exercises"]
+    ok, bad = symbols()
+    rows = [f"{'exercise':<9} {'title':<52} {'status':<16} {'points':>7}  last attempt (UTC)"]
+    total = best_total = passed = 0
+    for key, ex in sorted(EXERCISES.items()):
+        entry = entries.get(key, {})
+        status = entry.get("status", "to do")
+        mark = ok if status == "passed" else (bad if entry else "·")
+        best = int(entry.get("best_points", 0) or 0)
+        when = str(entry.get("last_attempt", ""))[:16].replace("T", " ")
+        rows.append(
+            f"{key:<9} {ex.title[:52]:<52} {mark} {status:<14} {best:>3}/{ex.max_points:<3}  {when}"
+        )
+        total, best_total, passed = total + ex.max_points, best_total + best, passed + (mark == ok)
+    rows.append(f"\n{passed}/{len(EXERCISES)} exercises passed, {best_total}/{total} points.")
+    rows.append(f"Progress file: {path} (set {PROGRESS_ENV} to use another)")
+    return "\n".join(rows)
