@@ -1,0 +1,392 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Scaling up: GPU, Apple MPS, mixed precision and several processes
+#
+# **You will learn to**
+# - pick the device (cuda → mps → cpu) and write code that runs unchanged on each;
+# - train in **mixed precision** (`torch.autocast`: bf16 / fp16, and `GradScaler` for fp16) and
+#   with the `channels_last` memory layout, and check that the numbers barely change;
+# - feed the device fast enough: DataLoader `num_workers` and `pin_memory`;
+# - run this course on a GPU;
+# - train on **several processes** with PyTorch's DistributedDataParallel (DDP) and `torchrun`,
+#   using the very same `tl.fit` call — here 2 CPU processes, launched from this notebook.
+#
+# Honest note: this course's CI has no GPU. Everything below runs on the CPU here; the CUDA and
+# MPS paths are the standard PyTorch calls, but they are not tested by the project's CI.
+
+# %%
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import tlcourse as tl
+
+tl.seed_everything(0)
+print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+print(f"cuda available: {torch.cuda.is_available()}, mps available: {torch.backends.mps.is_available()}")
+
+# %% [markdown]
+# ## 1. Device selection
+# The raw PyTorch way: ask what exists, fastest first. Then move the model once, and every batch
+# as it arrives. Nothing else in a training loop names a device.
+
+# %%
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():  # NVIDIA (or AMD ROCm builds, which also answer to "cuda")
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():  # Apple silicon GPU
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+device = pick_device()
+print("picked:", device, "| tl.get_device():", tl.get_device())
+# tl.get_device() does the same; TLCOURSE_DEVICE=cpu (or an argument) overrides it.
+assert tl.get_device("auto") == device
+assert tl.get_device("cpu") == torch.device("cpu")
+
+# %% [markdown]
+# Device-agnostic code: `model.to(device)` once, `inputs.to(device)` per batch. Tensors on
+# different devices cannot meet in one operation; the error names both devices.
+
+# %%
+layer = nn.Linear(4, 2).to(device)
+batch = torch.randn(8, 4)
+print(layer(batch.to(device)).device)
+if device.type != "cpu":  # on a GPU machine: the classic mistake, and its message
+    try:
+        layer(batch)
+    except RuntimeError as error:
+        print("forgot .to(device):", str(error).splitlines()[0])
+
+# %% [markdown]
+# ## 2. Mixed precision: `torch.autocast`
+# Numbers in a network do not need 24 bits of mantissa. Under `torch.autocast`, matrix products
+# and convolutions run in a 16-bit format, while the weights, the optimizer and the sensitive
+# operations (softmax, losses, reductions) stay in float32.
+
+# %%
+for dtype in (torch.float32, torch.float16, torch.bfloat16):
+    info = torch.finfo(dtype)
+    bits = 1 - round(math.log2(info.eps))  # eps = 2**-(stored mantissa bits); +1 implicit bit
+    print(f"{str(dtype):<15} significant bits {bits:>2}  max {info.max:.3g}  smallest normal {info.tiny:.3g}")
+
+# %% [markdown]
+# - **fp16** has a small range: gradients below ~6e-8 become 0 ("underflow"). A `GradScaler`
+#   multiplies the loss by a large factor before backward, then divides the gradients back.
+#   Used on CUDA (and MPS); Tensor-Core GPUs run it fastest.
+# - **bf16** has float32's range with fewer digits: no scaler needed. CPUs with AVX-512/AMX bf16
+#   and GPUs from NVIDIA Ampere (A100, RTX 30xx) on support it.
+#
+# The underflow that `GradScaler` prevents, in two lines:
+
+# %%
+tiny_gradient = torch.tensor(1e-8)
+print("fp16:", tiny_gradient.half().item(), "| scaled by 65536 first:", (tiny_gradient * 65536).half().item() / 65536)
+assert tiny_gradient.half().item() == 0.0 and (tiny_gradient * 65536).half().item() > 0
+
+# %% [markdown]
+# Autocast on a real network: EfficientNet-Lite0 (real ImageNet weights) on six real photos,
+# in float32 and in bfloat16 (the CPU's autocast type).
+
+# %%
+model = tl.load_pretrained("efficientnet_lite0").eval()
+photos = tl.sample_photos()
+transform = tl.transforms_for(model, image_size=224)
+images = torch.stack([transform(photo) for photo in photos.values()])  # (6, 3, 224, 224)
+categories = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+
+
+with torch.inference_mode():
+    start = time.perf_counter()
+    fp32 = model(images).softmax(1)  # (6, 1000) ImageNet probabilities
+    fp32_seconds = time.perf_counter() - start
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        start = time.perf_counter()
+        logits_bf16 = model(images)
+        bf16_seconds = time.perf_counter() - start
+    bf16 = logits_bf16.float().softmax(1)
+print("logits dtype under autocast:", logits_bf16.dtype, "| weights stay", model.classifier[1].weight.dtype)
+for name, p32, p16 in zip(photos, fp32, bf16):
+    print(f"{name:<11} fp32: {categories[p32.argmax()]:<18} {p32.max():.3f} | bf16: {categories[p16.argmax()]:<18} {p16.max():.3f}")
+gap = (fp32 - bf16).abs().max().item()
+print(f"largest probability gap {gap:.4f}; one forward: {fp32_seconds:.2f} s fp32, {bf16_seconds:.2f} s bf16 (noisy)")
+assert logits_bf16.dtype == torch.bfloat16 and model.classifier[1].weight.dtype == torch.float32
+confident = fp32.max(1).values > 0.3  # a near-tie may flip; a clear answer must not
+assert torch.equal(fp32.argmax(1)[confident], bf16.argmax(1)[confident]) and gap < 0.1
+
+# %% [markdown]
+# Speed on the CPU depends on the chip (bf16 is fast only with AVX-512-bf16 or AMX); we print it
+# but do not claim it. On GPUs the gains are well documented (not measured by this course's CI):
+#
+# | on a Tensor-Core GPU (V100, A100, H100, RTX 20xx+) | typical training speed-up | source |
+# |---|---|---|
+# | AMP (fp16/bf16 autocast) vs float32 | about 2–3× | PyTorch "Automatic Mixed Precision" recipe |
+# | `channels_last` on top of AMP, convnets | about +8–35 % (ResNet-50 +22 %) | PyTorch "Channels Last" tutorial (V100) |
+#
+# Memory for activations also halves, so batches can roughly double.
+#
+# **`channels_last`** stores an image batch (B, C, H, W) pixel by pixel (B, H, W, C) in memory:
+# the shape and the math stay the same, only the strides change. GPU convolution kernels prefer it.
+
+# %%
+x = torch.zeros(10, 3, 32, 32)
+nhwc = x.contiguous(memory_format=torch.channels_last)
+print("shape", tuple(nhwc.shape), "| strides NCHW", x.stride(), "-> channels_last", nhwc.stride())
+assert nhwc.shape == x.shape and nhwc.stride() == (3072, 1, 96, 3)
+
+with torch.inference_mode():
+    model_nhwc = model.to(memory_format=torch.channels_last)  # converts the 4-D conv weights in place
+    same = model_nhwc(images.contiguous(memory_format=torch.channels_last)).softmax(1)
+print(f"channels_last vs plain: largest probability gap {(same - fp32).abs().max():.1e}")
+assert torch.allclose(same, fp32, atol=1e-4)
+
+# %% [markdown]
+# In `tl.fit` both are one argument: `amp=True` (bf16 autocast on CPU, fp16 + `GradScaler` on
+# CUDA, fp16 on MPS) and `channels_last=True`. The training loop inside is the raw recipe:
+#
+# ```python
+# scaler = torch.amp.GradScaler("cuda")                  # only for fp16 on CUDA
+# with torch.autocast(device.type, dtype=torch.float16):
+#     loss = loss_fn(model(inputs), targets)
+# scaler.scale(loss).backward()                          # gradients ×65536: no underflow
+# scaler.unscale_(optimizer)                             # back to true size (before clipping)
+# scaler.step(optimizer); scaler.update()                # skips a step whose gradients overflowed
+# ```
+#
+# Same model, same data, float32 vs bf16 autocast: a small MLP on the 28×28 animal silhouettes.
+# (Validation inside `fit` runs in float32.)
+
+# %%
+pixels, labels, classes = tl.load_animals()
+rows = tl.stratified_split(labels, {"train": 3000, "val": 1000}, seed=0)
+datasets = {
+    split: TensorDataset(torch.from_numpy(pixels[index]).float().div(255).flatten(1), torch.from_numpy(labels[index]))
+    for split, index in rows.items()
+}  # (N, 784) pixels in [0, 1], integer labels
+loaders = tl.make_loaders(datasets, batch_size=64)
+# One CPU thread: matrices this small gain nothing from more, and on a busy machine extra threads
+# mostly wait for each other (torchrun gives each process OMP_NUM_THREADS=1 for the same reason).
+threads = torch.get_num_threads()
+torch.set_num_threads(1)
+histories = {}
+for amp in (False, True):
+    tl.seed_everything(0)
+    mlp = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    histories[amp] = tl.fit(mlp, loaders["train"], loaders["val"], epochs=8, lr=1e-3, amp=amp, progress=False)
+    print(f"amp={amp!s:<5} val accuracy per epoch {[round(a, 3) for a in histories[amp].val_accuracy]}")
+torch.set_num_threads(threads)
+# 1000 validation images: an accuracy has a ±0.014 standard error, and two training runs that
+# round differently end up a few of those apart; the loss is the smoother thing to compare.
+fp32_history, bf16_history = histories[False], histories[True]
+assert fp32_history.val_accuracy[-1] > 0.75
+assert abs(bf16_history.val_accuracy[-1] - fp32_history.val_accuracy[-1]) < 0.04
+assert abs(bf16_history.val_loss[-1] / fp32_history.val_loss[-1] - 1) < 0.05
+
+# %% [markdown]
+# ## 3. Feeding the device: `num_workers` and `pin_memory`
+# A GPU waits if the next batch is not ready. With `num_workers=N`, N worker processes decode and
+# augment batches in parallel while the model trains (each worker uses one thread). The shuffle
+# order comes from the loader's seeded generator in the main process, so it does not depend on
+# the number of workers; random augmentations are seeded per worker (`tl.seed_worker`).
+
+# %%
+augmented = tl.load_splits("animals", {"train": 256}, image_size=96, augment=True)["train"]
+epoch_labels, seconds = {}, {}
+for workers in (0, 2):
+    loader = tl.make_loaders({"train": augmented}, batch_size=64, num_workers=workers)["train"]
+    start = time.perf_counter()
+    epoch_labels[workers] = torch.cat([batch_labels for _, batch_labels in loader])
+    seconds[workers] = time.perf_counter() - start
+    print(f"num_workers={workers}: one epoch of 256 augmented images in {seconds[workers]:.2f} s (noisy)")
+assert torch.equal(epoch_labels[0], epoch_labels[2])  # same seeded shuffle either way
+assert loader.pin_memory == torch.cuda.is_available()  # tl.make_loaders pins only for CUDA
+
+# %% [markdown]
+# - **`pin_memory=True`** puts batches in page-locked RAM, from which the GPU copies directly, and
+#   `inputs.to(device, non_blocking=True)` lets that copy overlap with compute. It only helps
+#   with CUDA; `tl.make_loaders` turns it on exactly then, and `tl.fit` copies with `non_blocking`.
+# - Rules of thumb on a GPU: start with `num_workers=4` (at most the CPU cores), keep
+#   `persistent_workers=True` so workers survive between epochs, and watch GPU utilisation
+#   (`nvidia-smi`): below ~90 % the loader is often the bottleneck.
+# - Windows/macOS start workers with *spawn*: the dataset and `worker_init_fn` must be importable
+#   (module-level), which `tlcourse` guarantees; in your own notebooks keep `num_workers=0` if in doubt.
+#
+# ## 4. Running this course on a GPU
+# Nothing in the notebooks names a device, so they run unchanged:
+#
+# ```bash
+# git clone <this repository> && cd tlcourse
+# make lab                                  # Linux pip wheels of torch include CUDA
+# .venv/bin/python -m tlcourse info         # should say: device: cuda, cuda available: True
+# TLCOURSE_DEVICE=cuda make test            # the whole course on the GPU
+# .venv/bin/python -m tlcourse demo --device cuda --image-size 224
+# ```
+#
+# On Google Colab: `!pip install -e .` in the cloned folder, then *Runtime → Change runtime type →
+# GPU*. On Apple silicon, `tl.get_device()` returns `mps` by itself. With a GPU you can afford
+# `image_size=224` (what the backbones were trained at), larger batches, `amp=True`,
+# `channels_last=True` and `num_workers=4`.
+#
+# ## 5. Several processes: DistributedDataParallel and `torchrun`
+# One process per GPU (or, here, per CPU core). `torchrun --nproc_per_node=N script.py` starts N
+# copies of the *same* script and gives each an identity in environment variables: `RANK`
+# (0…N-1), `LOCAL_RANK` (which GPU on this machine) and `WORLD_SIZE` (N). Then each process:
+#
+# 1. joins the **process group** (`init_process_group`; backend *gloo* on CPU, *nccl* on CUDA);
+# 2. wraps the model in **`DistributedDataParallel`**: rank 0's weights are copied to all, and
+#    after every `backward` the gradients are averaged across processes, so every copy takes the
+#    same optimizer step;
+# 3. reads only its share of the data with a **`DistributedSampler`** (`set_epoch(e)` reshuffles
+#    every epoch), so one step sees N × batch_size samples;
+# 4. adds up metric sums across processes (`all_reduce`) so everyone knows the global loss;
+# 5. lets **rank 0 alone** print and save, and leaves the group (`destroy_process_group`).
+#
+# The raw PyTorch version of those steps:
+#
+# ```python
+# dist.init_process_group("gloo")                          # reads RANK, WORLD_SIZE, MASTER_ADDR
+# model = DistributedDataParallel(model)                   # device_ids=[local_rank] on CUDA
+# loader = DataLoader(dataset, batch_size=32, sampler=DistributedSampler(dataset, shuffle=True))
+# for epoch in range(epochs):
+#     loader.sampler.set_epoch(epoch)
+#     ...  # the usual loop
+# totals = torch.tensor([loss_sum, correct, seen]); dist.all_reduce(totals)
+# dist.destroy_process_group()
+# ```
+#
+# `tl.fit` does all of it when it finds itself under torchrun (`tlcourse/distributed.py`), so
+# the script below is an ordinary single-process training script. The only DDP-aware line keeps
+# the **global** batch at 64: each of N processes takes 64 / N samples per step.
+
+# %%
+script = '''"""Train a small MLP on animal silhouettes with tl.fit: the same file runs as 1 or N processes."""
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import tlcourse as tl
+from tlcourse import distributed
+
+device = distributed.setup(tl.get_device())  # under torchrun: join the process group; else no-op
+world = distributed.world_size()
+pixels, labels, classes = tl.load_animals()
+rows = tl.stratified_split(labels, {"train": 3000, "val": 1000}, seed=0)
+datasets = {
+    split: TensorDataset(torch.from_numpy(pixels[index]).float().div(255).flatten(1),
+                         torch.from_numpy(labels[index]))
+    for split, index in rows.items()
+}
+loaders = tl.make_loaders(datasets, batch_size=64 // world)  # global batch 64 for any N
+tl.seed_everything(0)
+model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+history = tl.fit(model, loaders["train"], loaders["val"], epochs=8, lr=1e-3, device=device)
+if distributed.is_main():
+    print(f"DDP world size {world}: {world} x {64 // world} samples per step; "
+          f"best val accuracy {max(history.val_accuracy):.3f}")
+'''
+folder = Path(tempfile.mkdtemp(prefix="tlcourse_ddp_"))
+(folder / "train_mlp.py").write_text(script)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run(command: list[str]) -> str:
+    """Run a command in `folder` on the CPU; return its output (stderr shown only on failure)."""
+    env = os.environ | {"TLCOURSE_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+# %% [markdown]
+# First as one ordinary process (`python train_mlp.py`):
+
+# %%
+one = run([sys.executable, "train_mlp.py"])
+print(one)
+
+# %% [markdown]
+# Then the same file as 2 processes: `torchrun --nproc_per_node=2 train_mlp.py` (here
+# `python -m torch.distributed.run`, the same program, on a free local port):
+
+# %%
+torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+two = run(torchrun + ["--master_addr=127.0.0.1", f"--master_port={free_port()}", "train_mlp.py"])
+print(two)
+
+# %%
+accuracy = {
+    n: float(re.search(rf"DDP world size {n}: .* best val accuracy ([0-9.]+)", out).group(1))
+    for n, out in ((1, one), (2, two))
+}
+print(f"val accuracy: 1 process {accuracy[1]:.3f} | 2 processes {accuracy[2]:.3f}")
+assert two.count("DDP world size 2") == 1 and two.count("epoch   1/8") == 1  # rank 0 alone prints
+# Another shuffle order alone moves this number by up to ~0.02 (5 seeds: 0.793-0.814).
+assert accuracy[1] > 0.75 and abs(accuracy[1] - accuracy[2]) < 0.04
+
+# %% [markdown]
+# The two runs are not bit-identical: `DistributedSampler` shuffles differently from a plain
+# shuffled loader. Without shuffling they are — `tests/test_distributed.py` checks that two
+# processes end with the same weights (up to float rounding) as one process with the combined batch.
+# On 2 CPU cores DDP is not faster (both processes share the cores, and they exchange gradients
+# after every step); its point is many GPUs or many machines. `make ddp-demo` runs the whole
+# transfer-learning demo this way.
+#
+# **Several machines**: start the same command on each, pointing to one rendezvous host:
+#
+# ```bash
+# # on every machine (2 machines x 4 GPUs), same command:
+# torchrun --nnodes=2 --nproc_per_node=4 --rdzv-id=job42 --rdzv-backend=c10d \
+#          --rdzv-endpoint=node0.example.org:29400 train.py
+# ```
+#
+# Under DDP: every process needs the data (shared disk or a copy); `balanced_sampler` cannot be
+# split across processes (use class weights in the loss); only rank 0 writes checkpoints; and
+# `DistributedSampler` repeats a few samples so all processes get equally many.
+
+# %% [markdown]
+# ## Summary
+# - `tl.get_device()` picks cuda → mps → cpu; code that moves the model once and each batch as it
+#   comes runs anywhere. `TLCOURSE_DEVICE` overrides.
+# - `torch.autocast` runs matmuls/convolutions in 16 bits (bf16 or fp16) and keeps weights in
+#   float32; fp16 needs a `GradScaler`. Predictions barely change; GPUs gain about 2–3×.
+#   `channels_last` changes the memory layout, not the math. In `tl.fit`: `amp=True`,
+#   `channels_last=True`.
+# - `num_workers` prepares batches in parallel; `pin_memory` + `non_blocking` speeds up copies to
+#   a CUDA GPU.
+# - DDP = N processes, each with a model copy and a share of the data, averaging gradients every
+#   step; `torchrun` starts them. `tl.fit` runs unchanged under it; keep the global batch in mind.
+#
+# **Try next:** run `make ddp-demo` and compare its table with `make demo`; change
+# `--nproc_per_node` to 1 and 4 and watch the per-process batch; on a machine with a GPU, time
+# `tl.fit(..., amp=True, channels_last=True)` against the defaults with `image_size=224`.
