@@ -244,7 +244,6 @@ assert loader.pin_memory == torch.cuda.is_available()  # tl.make_loaders pins on
 # git clone <this repository> && cd tlcourse
 # make lab                                  # Linux pip wheels of torch include CUDA
 # .venv/bin/python -m tlcourse info         # should say: device: cuda, cuda available: True
-# TLCOURSE_DEVICE=cuda make test            # the whole course on the GPU
 # .venv/bin/python -m tlcourse demo --device cuda --image-size 224
 # ```
 #
