@@ -32,7 +32,14 @@ def train_head(batch_size: int, checkpoint: Path | None = None):
     val = DataLoader(blobs(48, seed=1), batch_size=batch_size)
     optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9)
     history = tl.fit(
-        head, train, val, epochs=EPOCHS, optimizer=optimizer, device="cpu", checkpoint=checkpoint
+        head,
+        train,
+        val,
+        epochs=EPOCHS,
+        optimizer=optimizer,
+        device="cpu",
+        restore_best=False,  # compare the weights after every step, not the best epoch's
+        checkpoint=checkpoint,
     )
     return head, history
 
