@@ -203,6 +203,8 @@ def fit(
         progress: one tqdm bar for the whole fit plus a line per epoch; False for silence.
 
     Ctrl-C, a NaN loss or CUDA out-of-memory stop the fit cleanly: history and best weights kept.
+    Launched by `torchrun --nproc_per_node=N`, the same call trains as N DDP processes
+    (`tlcourse/distributed.py`): `batch_size` is then per process; rank 0 prints and saves.
 
     Example:
         >>> history = fit(model, loaders["train"], loaders["val"], epochs=3)
