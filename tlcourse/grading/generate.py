@@ -40,7 +40,8 @@ def blank_solutions(text: str, number: int, source: str = "<text>") -> str:
                 raise ValueError(
                     f"{source}:{line_number}: say what to do: '### BEGIN SOLUTION: <the task>'"
                 )
-            message = json.dumps(f"Exercise {number}: {begin['task']}", ensure_ascii=False)
+            task = f"Exercise {number}: {begin['task']}"
+            message = repr(task) if '"' in task else json.dumps(task, ensure_ascii=False)
             lines.append(f"{begin['indent']}raise NotImplementedError({message})")
             inside = True
         elif end:

@@ -101,7 +101,7 @@ def format_progress(path: str | Path | None = None) -> str:
     path = Path(path) if path else progress_path()
     entries = load_progress(path)["exercises"]
     ok, bad = symbols()
-    rows = [f"{'exercise':<9} {'title':<52} {'status':<16} {'points':>7}  last attempt (UTC)"]
+    rows = [f"{'exercise':<9} {'title':<48} {'status':<16} {'points':>7}  last attempt (UTC)"]
     total = best_total = passed = 0
     for key, ex in sorted(EXERCISES.items()):
         entry = entries.get(key, {})
@@ -110,7 +110,7 @@ def format_progress(path: str | Path | None = None) -> str:
         best = int(entry.get("best_points", 0) or 0)
         when = str(entry.get("last_attempt", ""))[:16].replace("T", " ")
         rows.append(
-            f"{key:<9} {ex.title[:52]:<52} {mark} {status:<14} {best:>3}/{ex.max_points:<3}  {when}"
+            f"{key:<9} {ex.title[:48]:<48} {mark} {status:<14} {best:>3}/{ex.max_points:<3}  {when}"
         )
         total, best_total, passed = total + ex.max_points, best_total + best, passed + (mark == ok)
     rows.append(f"\n{passed}/{len(EXERCISES)} exercises passed, {best_total}/{total} points.")

@@ -283,17 +283,22 @@ def check(exercise: str, /, **objects) -> Report:
         >>> tl.check("ex05", model=model, optimizer=optimizer)
     """
     from tlcourse.grading import progress
+    from tlcourse.grading.data import clear_outputs
 
     ex = find_exercise(exercise)
     seconds = float(os.environ.get(TIMEOUT_ENV, "120"))
     results = []
-    for check_ in ex.checks:
-        problem = _object_problem(ex, check_.needs, objects)
-        if problem is None:
-            results.append(_run(check_, objects, seconds))
-        else:
-            status, message = problem
-            results.append(Result(check_, "not attempted" if not objects else status, message))
+    clear_outputs()
+    try:
+        for check_ in ex.checks:
+            problem = _object_problem(ex, check_.needs, objects)
+            if problem is None:
+                results.append(_run(check_, objects, seconds))
+            else:
+                status, message = problem
+                results.append(Result(check_, "not attempted" if not objects else status, message))
+    finally:
+        clear_outputs()  # do not keep the learner's models alive
     report = Report(ex, results)
     unknown = sorted(set(objects) - set(ex.objects))
     if unknown:

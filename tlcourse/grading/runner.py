@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ def run_notebook(path: str | Path, timeout: float = CELL_TIMEOUT) -> NotebookRun
         env = os.environ | {REPORT_ENV: str(report_file), "MPLBACKEND": "agg"}
         index = 0
         try:
-            with client.setup_kernel(env=env):
+            with client.setup_kernel(env=env, stderr=subprocess.DEVNULL):  # no kernel chatter
                 for index, cell in enumerate(notebook.cells, start=1):
                     client.execute_cell(cell, index - 1)
                     problem = _problem(index, cell, bool(run.problems))

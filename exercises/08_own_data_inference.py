@@ -1,0 +1,126 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercise 8 · Your own data: ImageFolder, save, reload, predict a new image
+#
+# **You practise:** the end of every real project: save the trained model as a checkpoint (the
+# weights plus what you need to use them: class names, image size), load it again in a fresh
+# model the safe way (`weights_only=True`), and predict the class of a new image file.
+#
+# **Which weights are real:** EfficientNet-Lite0 with its real ImageNet weights.
+# **Your own photos:** put them in `my_data/train/<class name>/*.jpg` and point `root` there;
+# the grader uses the offline animal silhouettes written below.
+
+# %%
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision import datasets
+
+import tlcourse as tl
+
+tl.seed_everything(0)
+device = tl.get_device()
+IMAGE_SIZE = tl.grading.IMAGE_SIZE
+CLASSES = ["Cat", "Giraffe", "Sheep"]
+
+images, labels, names = tl.grading.practice_data(CLASSES, per_class=45)
+split = tl.stratified_split(labels, {"train": 120, "new": 15})
+workdir = tempfile.TemporaryDirectory()
+root = Path(workdir.name)
+tl.write_imagefolder(root / "data", images[split["train"]], labels[split["train"]], names, "train")
+transform = tl.transforms_for("efficientnet_lite0", image_size=IMAGE_SIZE)
+train_set = datasets.ImageFolder(root / "data" / "train", transform=transform)
+print(train_set.classes, train_set.class_to_idx, len(train_set), "images")
+
+# %% [markdown]
+# ## 1. Train (the recipe of exercise 3)
+
+# %%
+model = tl.load_pretrained("efficientnet_lite0").to(device)
+tl.freeze(model, verbose=False)
+head = tl.replace_head(model, num_classes=len(train_set.classes))
+features = tl.extract_features(model, DataLoader(train_set, batch_size=120))
+feature_loader = DataLoader(features, batch_size=32, shuffle=True, generator=tl.make_generator(0))
+history = tl.fit(head, feature_loader, epochs=20, lr=3e-3, device=device, progress=False)
+print(f"train accuracy {history.train_accuracy[-1]:.3f}")
+
+# %% [markdown]
+# ## 2. Save a checkpoint: weights + class names + image size
+#
+# Save the `state_dict` (tensors only), never the whole model object: loading a pickled object
+# runs code, and `torch.load(weights_only=True)` refuses it.
+#
+# <details><summary>Hint</summary>
+#
+# `tl.save_checkpoint(path, model, classes=train_set.classes, image_size=IMAGE_SIZE)` writes
+# `{"model": model.state_dict(), "classes": ..., "image_size": ...}` atomically.
+# </details>
+
+# %%
+checkpoint_path = root / "animals.pt"
+raise NotImplementedError("Exercise 8: save model to checkpoint_path with its classes and image_size")
+print(f"saved {checkpoint_path.stat().st_size / 1e6:.1f} MB")
+
+# %% [markdown]
+# ## 3. Load it back into a fresh model, as a colleague on another machine would
+#
+# <details><summary>Hint</summary>
+#
+# `checkpoint = tl.load_checkpoint(path)` (uses `weights_only=True`); a fresh
+# `tl.load_pretrained("efficientnet_lite0")`, `tl.replace_head(...)` with
+# `len(checkpoint["classes"])` outputs, then `tl.load_model_state(model, checkpoint["model"])`.
+# </details>
+
+
+# %%
+def load_for_inference(path):
+    raise NotImplementedError("Exercise 8: return (model in eval mode, class names, image size) rebuilt from the checkpoint alone")
+
+
+restored, classes, image_size = load_for_inference(checkpoint_path)
+print(classes, image_size)
+
+# %% [markdown]
+# ## 4. Predict the class of a new image file
+#
+# <details><summary>Hint</summary>
+#
+# `Image.open(path).convert("RGB")`, the test transform for `image_size`,
+# `tl.predict(restored, x)[0]` gives the probabilities; return `(classes[i], float(p[i]))`.
+# </details>
+
+
+# %%
+def predict_image(path):
+    raise NotImplementedError("Exercise 8: open the image file, transform it, return (class name, probability) from `restored`")
+
+
+for i, index in enumerate(split["new"][:5]):
+    path = root / f"new_{i}.png"
+    Image.fromarray(images[index]).save(path)
+    name, probability = predict_image(path)
+    print(f"{path.name}: {name} ({probability:.2f}), truly {names[labels[index]]}")
+
+# %% [markdown]
+# ## Graded cell
+# The grader reloads your checkpoint itself with `weights_only=True`, measures it on held-out
+# images, and calls `predict_image` on image files it writes.
+
+# %% tags=["graded"]
+tl.check("ex08", checkpoint_path=checkpoint_path, predict_image=predict_image)

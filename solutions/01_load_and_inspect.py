@@ -1,0 +1,91 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercise 1 · Load a pretrained model and find its head
+#
+# **You practise:** loading a model with pretrained weights, finding its classification *head*
+# (the last layer: the one you replace for a new task) and counting parameters.
+#
+# **Which weights are real:** EfficientNet-Lite0 has its *real* ImageNet weights (they ship in a
+# pip package, no internet needed). VGG16 and ResNet18 are built here with *random* weights:
+# where the head sits does not depend on the weights.
+#
+# Replace every `raise NotImplementedError(...)` with your code, then run the graded cell at the
+# end. From a terminal: `python -m tlcourse check exercises/01_load_and_inspect.ipynb`.
+
+# %%
+import torchvision
+
+import tlcourse as tl
+
+# %% [markdown]
+# ## 1. Load EfficientNet-Lite0 with its pretrained ImageNet weights
+#
+# <details><summary>Hint</summary>
+#
+# `tl.load_pretrained(name)` loads a model by name with its pretrained weights.
+# </details>
+
+# %%
+### BEGIN SOLUTION: load EfficientNet-Lite0 with its pretrained weights into `model`
+model = tl.load_pretrained("efficientnet_lite0")
+### END SOLUTION
+print(type(model).__name__)
+
+
+# %% [markdown]
+# ## 2. Write `head_info(model)`
+#
+# Return a dict with `"path"` (the dotted name of the head layer, e.g. `"fc"`), `"in_features"`
+# (the size of the feature vector the head receives) and `"num_params"` (all parameter values of
+# the whole model). It must work for **any** torchvision classifier: the grader also calls it on
+# models you have not seen, so compute everything from `model`.
+#
+# <details><summary>Hint</summary>
+#
+# `tl.get_head(model)` returns `(path, layer)`. `layer.in_features` is what the layer receives.
+# `p.numel()` counts the values of one parameter tensor `p`; sum it over `model.parameters()`.
+# </details>
+
+
+# %%
+def head_info(model):
+    ### BEGIN SOLUTION: return {"path": ..., "in_features": ..., "num_params": ...} computed from model
+    path, layer = tl.get_head(model)
+    num_params = sum(p.numel() for p in model.parameters())
+    return {"path": path, "in_features": layer.in_features, "num_params": num_params}
+    ### END SOLUTION
+
+
+print(head_info(model))
+
+# %% [markdown]
+# ## 3. Where is the head of VGG16 and of ResNet18?
+# Built with `weights=None` (random weights): only their structure matters here.
+
+# %%
+for name in ("vgg16", "resnet18"):
+    info = head_info(torchvision.models.get_model(name, weights=None))
+    print(f"{name:<9} head {info['path']:<13} receives {info['in_features']:>5} features, "
+          f"{info['num_params']:,} parameters")
+
+# %% [markdown]
+# ## Graded cell
+# The grader compares your model with the real pretrained weights and calls `head_info` on
+# EfficientNet-Lite0, VGG16, ResNet18 and a model it builds itself.
+
+# %% tags=["graded"]
+tl.check("ex01", model=model, head_info=head_info)

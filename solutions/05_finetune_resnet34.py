@@ -1,0 +1,93 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercise 5 · Fine-tune the last two convolutional blocks of ResNet34
+#
+# **You practise:** the syllabus fine-tuning recipe: unfreeze exactly `layer3`, `layer4` and the
+# new `fc`, give the pretrained blocks a *lower* learning rate than the new head, and handle
+# BatchNorm (frozen layers must not keep updating their running statistics).
+#
+# **Which weights are real:** offline, ResNet34 loads with *random* weights (a loud warning says
+# so). This exercise is about the structure, which is the same with real weights; the grader
+# checks it by inspection and by running one training step itself.
+
+# %%
+import torch
+
+import tlcourse as tl
+
+tl.seed_everything(0)
+model = tl.load_pretrained("resnet34")  # offline: RANDOM weights, see the warning
+print([name for name, _ in model.named_children()])
+
+# %% [markdown]
+# ## 1. New head for 10 classes; only `layer3`, `layer4` and `fc` trainable; BatchNorm fixed
+#
+# Why BatchNorm: `requires_grad = False` stops the *weights* of a BatchNorm layer from
+# training, but in `model.train()` it still overwrites its running mean/variance with
+# statistics of your batches. Keep BatchNorm layers in eval mode.
+#
+# <details><summary>Hint</summary>
+#
+# `tl.replace_head(model, num_classes=10)`, `tl.freeze(model)`,
+# `tl.unfreeze(model, "layer3", "layer4", "fc")`, `tl.freeze_batchnorm(model)`.
+# </details>
+
+# %%
+### BEGIN SOLUTION: replace fc for 10 classes, freeze everything, unfreeze layer3, layer4 and fc, keep BatchNorm in eval mode
+tl.replace_head(model, num_classes=10)
+tl.freeze(model)
+tl.unfreeze(model, "layer3", "layer4", "fc")
+tl.freeze_batchnorm(model)
+### END SOLUTION
+trainable, total = tl.count_params(model)
+print(f"trainable {trainable:,} of {total:,}")
+
+# %% [markdown]
+# ## 2. The optimizer: `fc` at 1e-3, `layer3` and `layer4` at 1e-4
+#
+# <details><summary>Hint</summary>
+#
+# `tl.param_groups(model, {"fc": 1e-3, "layer3": 1e-4, "layer4": 1e-4})` into
+# `torch.optim.SGD(..., momentum=0.9)` or `torch.optim.Adam(...)`.
+# </details>
+
+# %%
+### BEGIN SOLUTION: an optimizer over the trainable parameters: fc at 1e-3, layer3 and layer4 at 1e-4
+groups = tl.param_groups(model, {"fc": 1e-3, "layer3": 1e-4, "layer4": 1e-4})
+optimizer = torch.optim.SGD(groups, momentum=0.9)
+### END SOLUTION
+print([(group.get("name"), group["lr"]) for group in optimizer.param_groups])
+
+# %% [markdown]
+# ## 3. One step on a small batch: what moved?
+
+# %%
+before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+model.train()
+loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 64, 64)), torch.arange(4))
+optimizer.zero_grad()
+loss.backward()
+optimizer.step()
+moved = sorted({n.split(".")[0] for n, t in model.state_dict().items() if not torch.equal(t, before[n])})
+print("changed:", moved)
+assert moved == ["fc", "layer3", "layer4"], moved
+
+# %% [markdown]
+# ## Graded cell
+
+# %% tags=["graded"]
+tl.check("ex05", model=model, optimizer=optimizer)

@@ -1,0 +1,111 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercise 7 · Class imbalance: class weights or a balanced sampler
+#
+# **You practise:** training on imbalanced data (300 cows, only 10 sheep) so that the rare class
+# is still found. A plain loss lets the model call almost everything "Cow" and still look
+# accurate. The grader measures Sheep recall and macro-F1 itself on balanced held-out images.
+#
+# **Which weights are real:** EfficientNet-Lite0 with its real ImageNet weights (frozen; only a
+# new head trains, on cached features).
+
+# %%
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+import tlcourse as tl
+
+tl.seed_everything(0)
+device = tl.get_device()
+CLASSES = ["Cow", "Sheep"]
+transform = tl.transforms_for("efficientnet_lite0", image_size=tl.grading.IMAGE_SIZE)
+
+images, labels, names = tl.grading.practice_data(CLASSES, per_class=400)
+cows, sheep = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+train_index = np.concatenate([cows[:300], sheep[:10]])  # imbalanced: 30 cows per sheep
+test_index = np.concatenate([cows[300:390], sheep[300:390]])  # balanced test set
+train_labels, test_labels = labels[train_index], labels[test_index]
+train_set = tl.ImageArrayDataset(images[train_index], train_labels, names, transform)
+test_set = tl.ImageArrayDataset(images[test_index], test_labels, names, transform)
+print("train counts", np.bincount(train_labels), " test counts", np.bincount(test_labels))
+
+model = tl.load_pretrained("efficientnet_lite0").to(device)
+tl.freeze(model, verbose=False)
+head = tl.replace_head(model, num_classes=2, verbose=False)
+train_features = tl.extract_features(model, DataLoader(train_set, batch_size=155))
+
+
+def train_head(loss_fn, sampler=None):
+    """A fresh head trained for 10 epochs on the cached features; returns test metrics."""
+    torch.manual_seed(0)
+    head.reset_parameters()
+    loader = DataLoader(
+        train_features, batch_size=64, sampler=sampler, shuffle=sampler is None,
+        generator=tl.make_generator(0),
+    )
+    tl.fit(head, loader, epochs=10, lr=3e-3, loss_fn=loss_fn.to(device), device=device, progress=False)
+    probabilities = tl.predict(model, DataLoader(test_set, batch_size=180))
+    return tl.classification_metrics(test_labels, probabilities, CLASSES)
+
+
+# %% [markdown]
+# ## 1. Plain training first: accuracy looks fine, Sheep recall does not
+
+# %%
+plain = train_head(nn.CrossEntropyLoss())
+print(f"plain: accuracy {plain['accuracy']:.3f}, Sheep recall "
+      f"{plain['per_class']['Sheep']['recall']:.3f}, macro-F1 {plain['macro_f1']:.3f}")
+
+# %% [markdown]
+# ## 2. Your remedy
+#
+# Set `loss_fn` to a loss that counts a Sheep mistake as much as all Cow mistakes together
+# (class weights), **or** keep a plain loss and set `sampler` to one that draws both classes
+# equally often. Leave the other one as it is (`sampler = None` if you weight the loss).
+#
+# <details><summary>Hint</summary>
+#
+# `nn.CrossEntropyLoss(weight=tl.class_weights(train_labels))`, or
+# `sampler = tl.balanced_sampler(train_labels)` with `loss_fn = nn.CrossEntropyLoss()`.
+# </details>
+
+# %%
+### BEGIN SOLUTION: set loss_fn (class-weighted) and sampler (or a balanced sampler and a plain loss)
+loss_fn = nn.CrossEntropyLoss(weight=tl.class_weights(train_labels))
+sampler = None
+### END SOLUTION
+report = train_head(loss_fn, sampler)
+minority_recall = report["per_class"]["Sheep"]["recall"]
+macro_f1 = report["macro_f1"]
+print(f"remedy: accuracy {report['accuracy']:.3f}, Sheep recall {minority_recall:.3f}, "
+      f"macro-F1 {macro_f1:.3f}")
+print(report["confusion_matrix"])
+
+# %% [markdown]
+# ## Graded cell
+
+# %% tags=["graded"]
+tl.check(
+    "ex07",
+    model=model,
+    loss_fn=loss_fn,
+    sampler=sampler,
+    minority_recall=minority_recall,
+    macro_f1=macro_f1,
+)
