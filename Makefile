@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 LAB_OPTS ?=
 NOTEBOOK_DIRS := $(sort $(dir $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 
-.PHONY: setup lab demo ddp-demo info test lint unit nbval sync clean
+.PHONY: setup lab demo ddp-demo info test lint unit nbval sync exercises exercises-check clean
 
 setup: $(STAMP)
 
@@ -33,7 +33,8 @@ info: $(STAMP)
 
 # Everything CI runs. TLCOURSE_OFFLINE=1: never try to download weights (tests run offline).
 test: export TLCOURSE_OFFLINE = 1
-test: $(STAMP) lint unit nbval
+test: export TLCOURSE_PROGRESS = $(CURDIR)/build/test-progress.json
+test: $(STAMP) lint exercises-check unit nbval
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -47,6 +48,14 @@ nbval: $(STAMP)
 	@if [ -z "$(NOTEBOOK_DIRS)" ]; then echo "nbval: no notebooks yet"; exit 1; fi
 	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOK_DIRS)
+
+# exercises/ is generated from solutions/ (### BEGIN/END SOLUTION blocks -> NotImplementedError).
+exercises: $(STAMP)
+	$(BIN)/python -m tlcourse.grading.generate
+
+# CI: exercises/ must equal a fresh generation (like `git diff --exit-code exercises/`).
+exercises-check: $(STAMP)
+	$(BIN)/python -m tlcourse.grading.generate --check
 
 # After editing a notebook's .py or .ipynb: bring its pair up to date (outputs stripped).
 sync: $(STAMP)
