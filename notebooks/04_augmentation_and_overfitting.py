@@ -132,6 +132,9 @@ for name, train_set in [("no augmentation", features["train"]), ("augmentation x
     results[name] = (h, tl.evaluate(head, feature_loader(features["test"]))["accuracy"])
     print(f"{name:<18} test accuracy {results[name][1]:.3f}")
 assert results["augmentation x10"][1] > results["no augmentation"][1]
+lowest = {name: min(h.val_loss) for name, (h, _) in results.items()}
+print("lowest validation loss:", {name: round(v, 3) for name, v in lowest.items()})
+assert lowest["augmentation x10"] < lowest["no augmentation"]
 tl.plot_history(*(h for h, _ in results.values()), labels=list(results))
 
 # %% [markdown]
