@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 LAB_OPTS ?=
 NOTEBOOK_DIRS := $(sort $(dir $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 
-.PHONY: setup lab demo ddp-demo info test lint unit nbval sync exercises exercises-check clean
+.PHONY: setup lab demo ddp-demo info test lint unit nbval sync exercises exercises-check bench clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,12 @@ exercises: $(STAMP)
 # CI: exercises/ must equal a fresh generation (like `git diff --exit-code exercises/`).
 exercises-check: $(STAMP)
 	$(BIN)/python -m tlcourse.grading.generate --check
+
+# Benchmarks (issue 7), <= 10 min on 2 idle cores: writes docs/benchmarks.md + docs/bench_*.png.
+# BENCH_QUICK=1 make bench: tiny sizes in a few minutes, a smoke test (the report says so).
+bench: export TLCOURSE_OFFLINE = 1
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 
 # After editing a notebook's .py or .ipynb: bring its pair up to date (outputs stripped).
 sync: $(STAMP)

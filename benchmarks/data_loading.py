@@ -1,0 +1,115 @@
+"""Goal 6: the DataLoader is not the bottleneck: loader + model reaches >= 90 % of model-only speed.
+
+Course settings: animal silhouettes at 96 px, batch 64, `tl.make_loaders` (seeded workers,
+persistent when num_workers > 0), EfficientNet-Lite0 forward passes under inference_mode (the
+feature-extraction step, where images stream through the loader; training steps are slower, so
+the loader matters less there). num_workers 0 and 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+import tlcourse as tl
+from benchmarks.common import (
+    SEED,
+    Goal,
+    Section,
+    at_least,
+    interleaved,
+    median,
+    pretrained_lite0,
+    save_figure,
+    stopwatch,
+)
+
+GOAL = 0.90
+WORKERS = (0, 2)
+
+
+def run(quick: bool, out: Path) -> Section:
+    images = 128 if quick else 640
+    rounds = 2 if quick else 3
+    device = tl.get_device()
+    split = tl.load_splits("animals", {"images": images}, image_size=96, seed=SEED)
+    loaders = {
+        workers: tl.make_loaders(split, batch_size=64, num_workers=workers, seed=SEED)["images"]
+        for workers in WORKERS
+    }
+    model = pretrained_lite0().to(device).eval()
+    batches = [inputs for inputs, _ in loaders[0]]  # decoded once: the model-only stream
+    for _ in loaders[2]:  # start the persistent workers before timing
+        pass
+
+    def model_only() -> float:
+        with torch.inference_mode(), stopwatch() as watch:
+            for inputs in batches:
+                model(inputs.to(device))
+        return watch["seconds"]
+
+    def through(workers: int, with_model: bool):
+        def timed() -> float:
+            with torch.inference_mode(), stopwatch() as watch:
+                for inputs, _ in loaders[workers]:
+                    if with_model:
+                        model(inputs.to(device))
+            return watch["seconds"]
+
+        return timed
+
+    variants = {"model only (batches in memory)": model_only}
+    for workers in WORKERS:
+        variants[f"loader only, num_workers={workers}"] = through(workers, False)
+        variants[f"loader + model, num_workers={workers}"] = through(workers, True)
+    seconds = {name: median(values) for name, values in interleaved(variants, rounds).items()}
+    speed = {name: images / value for name, value in seconds.items()}  # images per second
+    model_speed = speed["model only (batches in memory)"]
+
+    section = Section(
+        "data_loading",
+        "6. Data loading: loader throughput vs model throughput",
+        [
+            f"{images} animal silhouettes at 96 px, batch 64, `tl.make_loaders` (course "
+            "settings), EfficientNet-Lite0 forward under inference_mode. 'Model only' runs on "
+            "batches decoded beforehand; 'loader only' iterates the loader without the model. "
+            f"Variants interleaved, {rounds} rounds, medians; workers started before timing.",
+        ],
+    )
+    for workers in WORKERS:
+        share = speed[f"loader + model, num_workers={workers}"] / model_speed
+        section.goals.append(
+            Goal(
+                f"loader + model speed / model-only speed, num_workers={workers}",
+                f">= {GOAL:.0%}",
+                f"{share:.0%}",
+                at_least(share, GOAL),
+                f"{speed[f'loader + model, num_workers={workers}']:.0f} vs "
+                f"{model_speed:.0f} images/s",
+            )
+        )
+    section.tables.append(
+        (
+            ["variant", "images/s", "seconds (median)", "share of model-only speed"],
+            [[name, f"{speed[name]:.0f}", f"{seconds[name]:.2f}",
+              f"{speed[name] / model_speed:.0%}" if "model" in name else "-"]
+             for name in seconds],
+        )
+    )  # fmt: skip
+    section.plots.append(_plot(speed, out))
+    return section
+
+
+def _plot(speed: dict[str, float], out: Path) -> str:
+    figure = Figure(figsize=(7, 3))
+    axes = figure.subplots()
+    names = list(speed)
+    axes.barh(names, [speed[n] for n in names])
+    axes.axvline(GOAL * speed[names[0]], color="red", linestyle="--", label="90 % of model only")
+    axes.invert_yaxis()
+    axes.set_xlabel("images per second (higher is better)")
+    axes.set_title("data loading at course settings (96 px, batch 64)")
+    axes.legend(fontsize=8)
+    return save_figure(figure, out, "bench_data_loading.png")
