@@ -1,7 +1,7 @@
 """Checks of exercise 10: the concept questions, compared as salted hashes.
 
 The answers are not written anywhere in the exercise or in this file: each answer is
-normalised ("B)" -> "b", "2,565" -> "2565") and its salted SHA-256 compared with the stored one.
+normalised ("B)" -> "b", "1,000" -> "1000") and its salted SHA-256 compared with the stored one.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ QUESTIONS = {
 
 
 def normalise(answer: object) -> str:
-    """ "B)" -> "b", " No " -> "no", "2,565" -> "2565"."""
+    """ "B)" -> "b", " No " -> "no", "1,000" -> "1000"."""
     return re.sub(r"[\s,_]", "", str(answer).strip().lower()).rstrip(").")
 
 

@@ -10,10 +10,10 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import json
 import numbers
 import os
+import re
 import signal
 import sys
 import threading
@@ -39,6 +39,10 @@ class CheckTimeout(BaseException):
 
 class CheckFailed(AssertionError):
     """Raised by `check()` when not every check passes, so notebooks and CI see the failure."""
+
+    def __init__(self, message: str, report: Report | None = None):
+        super().__init__(message)
+        self.report = report  # what was found, check by check
 
 
 @dataclass
@@ -213,13 +217,12 @@ def symbols() -> tuple[str, str]:
 
 
 def find_exercise(name: str) -> Exercise:
-    """The registered exercise `name` ("ex03", "3" and "03" work too)."""
+    """The registered exercise `name` ("ex03"; "ex3", "3" and "03" work too)."""
     key = str(name).strip().lower()
-    key = f"ex{int(key):02d}" if key.isdigit() else key
+    number = re.fullmatch(r"(?:ex)?(\d+)", key)
+    key = f"ex{int(number.group(1)):02d}" if number else key
     if key not in EXERCISES:
-        close = difflib.get_close_matches(key, list(EXERCISES), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"choose from {sorted(EXERCISES)}"
-        raise ValueError(f"unknown exercise {name!r}: {hint}")
+        raise ValueError(f"unknown exercise {name!r}: choose one of {', '.join(sorted(EXERCISES))}")
     return EXERCISES[key]
 
 
@@ -310,7 +313,8 @@ def check(exercise: str, /, **objects) -> Report:
         failing = sum(not r.passed for r in results)
         raise CheckFailed(
             f"{ex.id}: {failing} of {len(results)} checks not passing yet "
-            f"({report.points}/{ex.max_points} points); see the hint above"
+            f"({report.points}/{ex.max_points} points); see the hint above",
+            report,
         )
     return report
 

@@ -150,7 +150,8 @@ def format_run(run: NotebookRun) -> str:
             lines.append(f"  {bad} {where} {p.index}: {p.kind}: {p.message}")
     follows = [str(p.index) for p in run.problems if p.kind == "follows"]
     if follows:
-        lines.append(f"  {bad} cells {', '.join(follows)} failed only because a cell above did")
+        cells = f"cells {', '.join(follows)}" if len(follows) > 1 else f"cell {follows[0]}"
+        lines.append(f"  {bad} {cells} failed only because a cell above did")
     if run.graded_cells == 0:
         lines.append(f"  {bad} this notebook has no cell tagged 'graded': nothing to grade")
     elif len(run.reports) < run.graded_cells:
