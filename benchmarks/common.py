@@ -78,13 +78,19 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+def interleaved(
+    variants: dict[str, Callable[[], float]], rounds: int, warmup: bool = True
+) -> dict[str, list[float]]:
     """Run each variant once per round, rotating the order (A B C, B C A, ...), `rounds` times.
 
     Each callable does its own setup and returns the seconds of the part it times. Interleaving
-    spreads slow phases of a shared machine over all variants, so their ratio stays fair.
+    spreads slow phases of a shared machine over all variants, so their ratio stays fair. A
+    first, untimed round (`warmup`) keeps one-time costs (allocator, kernel selection) out.
     """
     names = list(variants)
+    if warmup:
+        for name in names:
+            variants[name]()
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(rounds):
         shift = round_index % len(names)
@@ -162,49 +168,65 @@ class ChildRun:
     output_tail: str
 
 
-def run_child(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
+# A small Python process that starts the command and reports its peak RSS. Why not `os.wait4`
+# on the command directly: a child records its parent's memory when it execs (Linux keeps the
+# old high-water mark), so a big benchmark process would inflate every reading.
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def run_child(
+    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> ChildRun:
     """Run `command`, measuring wall time and peak RSS; returns a ChildRun.
 
-    Peak RSS of the largest process comes from the kernel (`os.wait4`, Linux/macOS: it covers
-    the child and the descendants it waited for). The whole tree's sum (e.g. pytest + the Jupyter
-    kernel) is sampled with psutil (installed with Jupyter), if it is available.
+    Peak RSS of the largest process comes from the kernel (`wait4` in a small launcher process:
+    it covers the command and the descendants it waited for). The whole tree's sum (e.g. pytest
+    + the Jupyter kernel) is sampled with psutil (installed with Jupyter), if it is available.
+
+    Example:
+        >>> run_child([sys.executable, "-c", "print('hi')"]).returncode
+        0
     """
     try:
         import psutil
     except ImportError:  # optional: the kernel's number is still there
         psutil = None
-    with tempfile.TemporaryFile("w+") as log:
+    with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "log", "w+") as log:
+        maxrss_file = Path(folder) / "maxrss"
         started = time.perf_counter()
-        child = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, text=True
-        )
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(maxrss_file), *command],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, text=True,
+        )  # fmt: skip
         peak_tree, done = [0.0], threading.Event()
 
-        def sample() -> None:
-            root = psutil.Process(child.pid)
+        def sample() -> None:  # the launcher's descendants: the command and its children
+            root = psutil.Process(launcher.pid)
             while not done.wait(0.2):
-                try:
-                    processes = [root] + root.children(recursive=True)
+                with contextlib.suppress(psutil.Error):
                     total = 0
-                    for process in processes:
+                    for process in root.children(recursive=True):
                         with contextlib.suppress(psutil.Error):
                             total += process.memory_info().rss
                     peak_tree[0] = max(peak_tree[0], total / 2**20)
-                except psutil.Error:  # the child just ended
-                    return
 
         sampler = threading.Thread(target=sample, daemon=True) if psutil else None
         if sampler:
             sampler.start()
-        _, status, usage = os.wait4(child.pid, 0)
+        returncode = launcher.wait()
         seconds = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
         done.set()
         if sampler:
             sampler.join()
         log.seek(0)
         tail = log.read()[-3000:]
+        maxrss = int(maxrss_file.read_text()) if maxrss_file.exists() else 0
     # ru_maxrss is in KiB on Linux, bytes on macOS
-    peak_rss_mb = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
-    tree_mb = peak_tree[0] if psutil else None
-    return ChildRun(seconds, child.returncode, peak_rss_mb, tree_mb, tail)
+    peak_rss_mb = maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    return ChildRun(seconds, returncode, peak_rss_mb, peak_tree[0] if psutil else None, tail)

@@ -82,7 +82,7 @@ def tutorial_path(splits: dict, cap_seconds: float, device) -> list[tuple[float,
 
 
 def run(quick: bool, out: Path) -> Section:
-    sizes = {"train": 50, "test": 50} if quick else {"train": 1000, "test": 500}
+    sizes = {"train": 100, "test": 100} if quick else {"train": 1000, "test": 500}
     cap = 5.0 if quick else 120.0
     max_epochs = 30 if quick else 100
     device = tl.get_device()

@@ -55,8 +55,9 @@ def test_interleaved_rotates_the_order_and_keeps_each_variants_times():
     def variant(name, seconds):
         return lambda: calls.append(name) or seconds
 
-    times = interleaved({"a": variant("a", 1.0), "b": variant("b", 2.0), "c": variant("c", 3.0)}, 3)
-    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    variants = {"a": variant("a", 1.0), "b": variant("b", 2.0), "c": variant("c", 3.0)}
+    times = interleaved(variants, 3)
+    assert calls == ["a", "b", "c"] + ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # warm-up first
     assert times == {"a": [1.0] * 3, "b": [2.0] * 3, "c": [3.0] * 3}
 
 
@@ -83,3 +84,10 @@ def test_run_child_reports_exit_code_output_and_memory():
     assert child.returncode == 3
     assert "done" in child.output_tail
     assert child.peak_rss_mb >= 200
+
+
+def test_run_child_peak_is_the_childs_own_not_its_big_parents():
+    # Linux keeps a parent's high-water mark across fork + exec; the launcher must hide it.
+    parent_block = b"p" * (400 * 2**20)
+    child = run_child([sys.executable, "-c", "block = b'c' * (50 * 2**20)"])
+    assert len(parent_block) and 50 <= child.peak_rss_mb < 300
