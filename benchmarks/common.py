@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -147,6 +148,13 @@ def pretrained_lite0(num_classes: int = 10, seed: int = SEED) -> nn.Module:
     torch.manual_seed(seed)
     tl.replace_head(model, num_classes=num_classes, verbose=False)
     return model
+
+
+def plain_log_axis(axis) -> None:
+    """Log-scale ticks at 1, 2, 5, 10, 20, ... written as plain numbers (not 10^0, 3x10^1)."""
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def save_figure(figure, out: Path, name: str) -> str:

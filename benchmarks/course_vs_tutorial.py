@@ -23,6 +23,7 @@ from benchmarks.common import (
     at_least,
     loader,
     median,
+    plain_log_axis,
     pretrained_lite0,
     save_figure,
 )
@@ -147,6 +148,7 @@ def _plot(course: list, tutorial: list, out: Path) -> str:
         axes.plot(*zip(*points), marker="o", markersize=3, label=label)
     axes.axhline(TARGET, color="red", linestyle="--", label=f"target {TARGET}")
     axes.set_xscale("log")
+    plain_log_axis(axes.xaxis)
     axes.set_xlabel("seconds since start (log scale)")
     axes.set_ylabel("test accuracy")
     axes.set_title("time to 0.90 test accuracy (animal silhouettes)")

@@ -15,7 +15,15 @@ from matplotlib.figure import Figure
 from torch import nn
 
 import tlcourse as tl
-from benchmarks.common import Goal, Section, at_least, loader, pretrained_lite0, save_figure
+from benchmarks.common import (
+    Goal,
+    Section,
+    at_least,
+    loader,
+    plain_log_axis,
+    pretrained_lite0,
+    save_figure,
+)
 
 POINTS_GOAL = 0.50
 HEAD_EPOCHS = 30  # as in the demo
@@ -131,6 +139,7 @@ def _plot(sweep: dict[int, tuple[float, float, float]], out: Path) -> str:
     axes.plot(sizes, [sweep[n][1] for n in sizes], marker="s", label="scratch, same seconds")
     axes.axhline(0.1, color="grey", linestyle=":", label="chance (10 classes)")
     axes.set_xscale("log")
+    plain_log_axis(axes.xaxis)
     axes.set_xticks(sizes, [str(n) for n in sizes])
     axes.set_ylim(0, 1)
     axes.set_xlabel("training images")
