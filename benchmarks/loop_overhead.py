@@ -67,7 +67,7 @@ def bare_loop(model, train_loader, val_loader, optimizer, epochs: int, device) -
 
 
 def _workloads(quick: bool):
-    """{name: (make_model_and_optimizer, train dataset, val dataset, epochs)} on cached inputs."""
+    """{name: (make_model_and_optimizer, {"train", "val"} cached datasets, epochs)}."""
     sizes = {"train": 128, "val": 64} if quick else {"train": 1000, "val": 200}
     splits = tl.load_splits("animals", sizes, image_size=96, seed=SEED)
     model = pretrained_lite0()
@@ -103,6 +103,7 @@ def _variants(make, data, epochs: int, device):
     def run(kind: str) -> float:
         torch.manual_seed(SEED)
         net, optimizer = make()
+        net.to(device)  # fit would move it; the bare loop expects it there
         train, val = loader(data["train"], shuffle=True), loader(data["val"])
         with quiet(), stopwatch() as watch:
             if kind == "bare":
@@ -131,6 +132,7 @@ def _profile_difference(make, data, epochs: int, device) -> list[str]:
     stats = {}
     for kind in ("bare", "fit", "bare", "fit"):  # the first two warm up, the last two count
         net, optimizer = make()
+        net.to(device)
         train, val = loader(data["train"], shuffle=True), loader(data["val"])
         profiler = cProfile.Profile()
         with quiet():
