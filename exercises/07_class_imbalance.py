@@ -49,10 +49,11 @@ model = tl.load_pretrained("efficientnet_lite0").to(device)
 tl.freeze(model, verbose=False)
 head = tl.replace_head(model, num_classes=2, verbose=False)
 train_features = tl.extract_features(model, DataLoader(train_set, batch_size=155))
+test_features = tl.extract_features(model, DataLoader(test_set, batch_size=180))  # (180, 1280)
 
 
 def train_head(loss_fn, sampler=None):
-    """A fresh head trained for 10 epochs on the cached features; returns test metrics."""
+    """A fresh head trained for 10 epochs on cached features; returns its test metrics."""
     torch.manual_seed(0)
     head.reset_parameters()
     loader = DataLoader(
@@ -60,7 +61,7 @@ def train_head(loss_fn, sampler=None):
         generator=tl.make_generator(0),
     )
     tl.fit(head, loader, epochs=10, lr=3e-3, loss_fn=loss_fn.to(device), device=device, progress=False)
-    probabilities = tl.predict(model, DataLoader(test_set, batch_size=180))
+    probabilities = tl.predict(head, test_features.tensors[0])  # head on cached = whole model
     return tl.classification_metrics(test_labels, probabilities, CLASSES)
 
 

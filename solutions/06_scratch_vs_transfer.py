@@ -35,13 +35,13 @@ device = tl.get_device()
 IMAGE_SIZE = tl.grading.IMAGE_SIZE
 CLASSES = ["Bear", "Bird", "Elephant", "Giraffe", "Horse"]
 
-images, labels, names = tl.grading.practice_data(CLASSES, per_class=80)
-split = tl.stratified_split(labels, {"train": 250, "test": 150})
+images, labels, names = tl.grading.practice_data(CLASSES, per_class=60)
+split = tl.stratified_split(labels, {"train": 200, "test": 100})
 transform = tl.transforms_for("efficientnet_lite0", image_size=IMAGE_SIZE)
 train_set = tl.ImageArrayDataset(images[split["train"]], labels[split["train"]], names, transform)
 test_set = tl.ImageArrayDataset(images[split["test"]], labels[split["test"]], names, transform)
 train_loader = DataLoader(train_set, batch_size=32, shuffle=True, generator=tl.make_generator(0))
-test_loader = DataLoader(test_set, batch_size=150)
+test_loader = DataLoader(test_set, batch_size=100)
 
 # %% [markdown]
 # ## 1. Transfer: pretrained Lite0, frozen, new head trained on cached features (timed)
@@ -58,7 +58,7 @@ start = time.perf_counter()
 transfer_model = tl.load_pretrained("efficientnet_lite0").to(device)
 tl.freeze(transfer_model, verbose=False)
 head = tl.replace_head(transfer_model, num_classes=len(CLASSES), verbose=False)
-features = tl.extract_features(transfer_model, DataLoader(train_set, batch_size=125))
+features = tl.extract_features(transfer_model, DataLoader(train_set, batch_size=100))
 feature_loader = DataLoader(features, batch_size=32, shuffle=True, generator=tl.make_generator(0))
 tl.fit(head, feature_loader, epochs=20, lr=3e-3, device=device, progress=False)
 ### END SOLUTION
