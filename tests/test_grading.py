@@ -21,7 +21,9 @@ from torch.utils.data import DataLoader
 
 import tlcourse as tl
 from tlcourse.grading import CheckFailed, progress
-from tlcourse.grading.checks_training import EX03_CLASSES, EX06_CLASSES, EX08_CLASSES
+from tlcourse.grading.checks.ex03 import EX03_CLASSES
+from tlcourse.grading.checks.ex06 import EX06_CLASSES
+from tlcourse.grading.checks.ex08 import EX08_CLASSES
 from tlcourse.grading.data import practice_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -598,7 +600,7 @@ def test_ex10_wrong_and_missing_answers_fail():
 
 def test_ex10_answers_are_not_readable_in_the_exercise_or_the_grader():
     exercise = (ROOT / "exercises" / "10_concepts.py").read_text()
-    grader = (ROOT / "tlcourse" / "grading" / "checks_concepts.py").read_text()
+    grader = (ROOT / "tlcourse" / "grading" / "checks" / "ex10.py").read_text()
     for text in (exercise, grader, (ROOT / "exercises" / "10_concepts.ipynb").read_text()):
         assert "2565" not in text and '"q1": "c"' not in text
     assert '"q1": "c"' in (ROOT / "solutions" / "10_concepts.py").read_text()  # the source has them

@@ -9,15 +9,16 @@ Example:
     >>> tl.check("ex02", make_feature_extractor=make_feature_extractor, model=model)
 """
 
-from tlcourse.grading import checks_concepts, checks_structure, checks_training  # noqa: F401
+from tlcourse.grading import checks  # noqa: F401  (registers the ten exercises)
 from tlcourse.grading.data import (
     IMAGE_SIZE,
     heldout_data,
     practice_data,
     write_medical_standin,
 )
+from tlcourse.grading.grader import CheckFailed, Report, check
 from tlcourse.grading.progress import format_progress, load_progress, progress_path
-from tlcourse.grading.registry import EXERCISES, CheckFailed, Report, check, find_exercise
+from tlcourse.grading.registry import EXERCISES, find_exercise
 
 __all__ = [
     "EXERCISES",

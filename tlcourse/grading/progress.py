@@ -96,7 +96,8 @@ def record_attempt(
 
 def format_progress(path: str | Path | None = None) -> str:
     """The progress table: every exercise, its status, best points and last attempt."""
-    from tlcourse.grading.registry import EXERCISES, symbols
+    from tlcourse.grading.grader import symbols
+    from tlcourse.grading.registry import EXERCISES
 
     path = Path(path) if path else progress_path()
     entries = load_progress(path)["exercises"]

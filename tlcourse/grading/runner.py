@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tlcourse.grading.registry import EXERCISES, REPORT_ENV, find_exercise, symbols
+from tlcourse.grading.grader import symbols
+from tlcourse.grading.registry import EXERCISES, REPORT_ENV, find_exercise
 
 CELL_TIMEOUT = 300  # seconds one cell may run before the runner stops the notebook
 

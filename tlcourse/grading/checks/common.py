@@ -1,0 +1,66 @@
+"""Helpers shared by the exercise checks: what trains, short lists, reported vs measured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from tlcourse.freeze import trainable_names
+from tlcourse.grading.data import changed_tensors, pretrained_lite0_state
+from tlcourse.grading.registry import NotYet
+from tlcourse.models import get_head
+
+MODULE = (nn.Module,)
+FUNCTION = (Callable,)
+TOLERANCE = 0.1  # reported vs measured: the learner's test images are not the grader's
+
+
+def expect_trainable(model: nn.Module, expected: list[str], what: str) -> None:
+    trainable = trainable_names(model)
+    if sorted(trainable) != sorted(expected):
+        extra = [n for n in trainable if n not in expected]
+        missing = [n for n in expected if n not in trainable]
+        raise NotYet(
+            f"{what}: only {expected} should be trainable; "
+            + listing(("also trainable", extra), ("frozen", missing))
+        )
+
+
+def listing(*parts: tuple[str, list[str]]) -> str:
+    """'also trainable: a, b, c ... (60 in all)' for the non-empty lists only."""
+    return "; ".join(
+        f"{label}: {', '.join(names[:3])}{f' ... ({len(names)} in all)' if len(names) > 3 else ''}"
+        for label, names in parts
+        if names
+    )
+
+
+def agrees(reported: float, measured: float, what: str) -> str:
+    if abs(float(reported) - measured) > TOLERANCE:
+        raise NotYet(
+            f"you report {what} {float(reported):.3f} but the grader measures {measured:.3f} "
+            "for the model you passed: report what your model really does"
+        )
+    return f"{float(reported):.3f} vs {measured:.3f}"
+
+
+def pretrained_backbone(model: nn.Module, what: str) -> str:
+    """The model is Lite0 whose every tensor but the head equals the ImageNet weights."""
+    head = get_head(model)[0]
+    changed = changed_tensors(model, pretrained_lite0_state(), skip=head)
+    if changed:
+        raise NotYet(
+            f"{what}: {len(changed)} pretrained tensors changed or missing, e.g. {changed[:2]} "
+            "(BatchNorm statistics change if you train a frozen model in train mode)"
+        )
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    if any(not n.startswith(head + ".") for n in trainable):
+        raise NotYet(f"{what}: only the head should be trainable, found {trainable[:3]}")
+    return head
+
+
+def class_order(given: object, expected: list[str]) -> list[str]:
+    if not isinstance(given, (list, tuple)) or sorted(given) != sorted(expected):
+        raise NotYet(f"class_names should be the dataset's classes {sorted(expected)}, got {given}")
+    return list(given)

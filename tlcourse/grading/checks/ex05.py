@@ -1,0 +1,139 @@
+"""Exercise 5: ResNet34 layer3/layer4/fc trainable, lower block LR, BatchNorm, a real step."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from tlcourse.freeze import trainable_names
+from tlcourse.grading.checks.common import (
+    MODULE,
+    listing,
+)
+from tlcourse.grading.registry import NotYet, Spec, exercise
+
+EX05 = exercise(
+    "ex05",
+    "Fine-tune layer3 + layer4 of ResNet34",
+    "05_finetune_resnet34",
+    {
+        "model": Spec(MODULE, "your ResNet34 for 10 classes", "model"),
+        "optimizer": Spec((torch.optim.Optimizer,), "your optimizer", "optimizer"),
+    },
+)
+BLOCKS = ("layer3", "layer4")
+
+
+def _resnet34(o: dict) -> nn.Module:
+    model = o["model"]
+    if len(getattr(model, "layer3", [])) != 6 or not isinstance(
+        getattr(model, "fc", None), nn.Linear
+    ):
+        raise NotYet("model is not a ResNet34 (it needs layer3 with 6 blocks and fc)")
+    return model
+
+
+@EX05.check(
+    "model: ResNet34 with fc = Linear(512, 10)",
+    points=1,
+    needs=("model",),
+    hint="tl.replace_head(model, num_classes=10) or model.fc = nn.Linear(512, 10).",
+)
+def _ex05_head(o: dict) -> str:
+    fc = _resnet34(o).fc
+    if (fc.in_features, fc.out_features) != (512, 10):
+        raise NotYet(f"fc is Linear({fc.in_features}, {fc.out_features})")
+    return "Linear(512, 10)"
+
+
+@EX05.check(
+    "trainable: every conv of layer3, layer4 and fc; nothing outside them",
+    points=3,
+    needs=("model",),
+    hint="tl.freeze(model) then tl.unfreeze(model, 'layer3', 'layer4', 'fc').",
+)
+def _ex05_trainable(o: dict) -> str:
+    model = _resnet34(o)
+    trainable = set(trainable_names(model))
+    outside = sorted(n for n in trainable if not n.startswith(("layer3.", "layer4.", "fc.")))
+    needed = [
+        n for n, m in model.named_modules() if n.startswith(BLOCKS) and isinstance(m, nn.Conv2d)
+    ]
+    frozen = [n for n in needed if f"{n}.weight" not in trainable]
+    frozen += [n for n in ("fc.weight", "fc.bias") if n not in trainable]
+    if outside or frozen:
+        raise NotYet(listing(("trainable outside layer3/layer4/fc", outside), ("frozen", frozen)))
+    return f"{len(trainable)} trainable tensors"
+
+
+@EX05.check(
+    "BatchNorm: running statistics of the frozen layers stay fixed in model.train()",
+    points=2,
+    needs=("model",),
+    hint="Frozen weights do not stop BatchNorm updating running_mean in train mode: "
+    "tl.freeze_batchnorm(model) keeps every BatchNorm in eval mode.",
+)
+def _ex05_batchnorm(o: dict) -> str:
+    model = copy.deepcopy(_resnet34(o)).cpu()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 3 + 1)
+    after = model.state_dict()
+    moved = [k for k in before if not k.startswith(BLOCKS) and not torch.equal(before[k], after[k])]
+    if moved:
+        raise NotYet(f"{len(moved)} running statistics of frozen layers changed, e.g. {moved[:2]}")
+    return "frozen BatchNorm statistics unchanged"
+
+
+@EX05.check(
+    "optimizer: exactly the trainable parameters; layer3/layer4 at a lower LR than fc",
+    points=2,
+    needs=("model", "optimizer"),
+    hint="tl.param_groups(model, {'fc': 1e-3, 'layer3': 1e-4, 'layer4': 1e-4}).",
+)
+def _ex05_optimizer(o: dict) -> str:
+    model, optimizer = _resnet34(o), o["optimizer"]
+    names = {id(p): n for n, p in model.named_parameters()}
+    lrs = {names.get(id(p), "?"): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    count = sum(len(g["params"]) for g in optimizer.param_groups)
+    if set(lrs) != set(trainable_names(model)) or count != len(lrs):
+        raise NotYet("the optimizer must hold each trainable parameter once and nothing frozen")
+    head = min(lr for n, lr in lrs.items() if n.startswith("fc."))
+    body = max((lr for n, lr in lrs.items() if n.startswith(BLOCKS)), default=head)
+    if not body < head:
+        raise NotYet(f"blocks learn at {body:g}, the head at {head:g}: blocks need a lower LR")
+    return f"blocks {body:g} < head {head:g}"
+
+
+@EX05.check(
+    "one training step changes layer3, layer4 and fc, and nothing else",
+    points=2,
+    needs=("model", "optimizer"),
+    hint="A layer trains only if its parameters have requires_grad=True AND are in the optimizer.",
+)
+def _ex05_step(o: dict) -> str:
+    model, optimizer = copy.deepcopy((_resnet34(o), o["optimizer"]))  # one copy: shared params
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(4, 3, 64, 64, generator=generator).to(device)
+    labels = torch.randint(0, 10, (4,), generator=generator).to(device)
+    model.train()
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(inputs), labels).backward()
+    optimizer.step()
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    outside = sorted(
+        k
+        for k in moved
+        if not k.startswith(BLOCKS + ("fc.",)) and "running" not in k and "num_batches" not in k
+    )
+    weights = ["layer3.0.conv1.weight", "layer4.2.conv2.weight", "fc.weight"]
+    still = [k for k in weights if k not in moved]
+    if outside or still:
+        raise NotYet(listing(("changed outside the blocks", outside), ("did not change", still)))
+    return f"{len(moved)} tensors changed, all in layer3/layer4/fc"
