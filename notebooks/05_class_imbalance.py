@@ -1,0 +1,364 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Class imbalance: when accuracy lies
+#
+# **You will learn to**
+# - see why accuracy alone misleads when one class is rare, and read what does not: per-class
+#   precision / recall / F1, macro-F1, ROC-AUC and the confusion matrix (scikit-learn);
+# - weight the loss by class (`CrossEntropyLoss(weight=...)`), oversample with
+#   `WeightedRandomSampler`, undersample, create synthetic minority samples with **SMOTE** on
+#   cached feature vectors, augment the minority class, and combine a small ensemble;
+# - compare fine-tuning with head-only training on the same imbalanced data;
+# - put all of it side by side in one table and one plot.
+#
+# The task: the 10 animal silhouettes, but **cats are rare** — 5 training cats against 100 images
+# of every other class (5 %). The test set is balanced (100 per class), so every class counts the
+# same when we score.
+
+# %%
+# %matplotlib inline
+import copy
+
+import numpy as np
+import pandas as pd
+import torch
+from imblearn.over_sampling import SMOTE
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+from torchvision.transforms import v2
+
+import tlcourse as tl
+
+tl.seed_everything(0)
+device = tl.get_device()
+IMAGE_SIZE = 96
+
+# %% [markdown]
+# ## 1. An imbalanced training set
+# Start from a balanced split (100 per class for training, 100 per class for testing), then keep
+# only the first 5 training cats.
+
+# %%
+images, labels, classes = tl.load_animals()
+CAT = classes.index("Cat")
+split = tl.stratified_split(labels, {"train": 1000, "test": 1000}, seed=0)
+cats = split["train"][labels[split["train"]] == CAT]
+train_index = np.setdiff1d(split["train"], cats[5:])  # drop 95 of the 100 training cats
+test_index = split["test"]
+counts = np.bincount(labels[train_index], minlength=10)
+print("training images per class:", dict(zip(classes, counts.tolist())))
+print("test images per class:    ", np.bincount(labels[test_index]).tolist())
+assert counts[CAT] == 5 and counts.sum() == 905 and (np.bincount(labels[test_index]) == 100).all()
+
+# %% [markdown]
+# Real ImageNet weights (EfficientNet-Lite0), frozen. As in notebook 03 we run the frozen part
+# **once**: the activations at the input of `features.7` are cached (for fine-tuning in section 8),
+# and from them the 1280-d head inputs (for everything else). Every remedy below then trains in
+# well under a second.
+
+# %%
+transform = tl.transforms_for("efficientnet_lite0", image_size=IMAGE_SIZE)
+datasets = {
+    "train": tl.ImageArrayDataset(images[train_index], labels[train_index], classes, transform),
+    "test": tl.ImageArrayDataset(images[test_index], labels[test_index], classes, transform),
+}
+model = tl.load_pretrained("efficientnet_lite0").to(device)
+tl.freeze(model)
+tl.replace_head(model, num_classes=10)
+activations = {name: tl.extract_features(model, DataLoader(ds, batch_size=100), layer="features.7")
+               for name, ds in datasets.items()}
+tail = nn.Sequential(model.features[7], model.features[8], model.avgpool, nn.Flatten(1), model.classifier)
+with torch.no_grad():
+    body = tail[:-1].eval()  # frozen layers between the cache and the head
+    features = {name: TensorDataset(body(a.tensors[0].to(device)).cpu(), a.tensors[1])
+                for name, a in activations.items()}
+train_x, train_y = features["train"].tensors  # (905, 1280), (905,)
+test_x, test_y = features["test"].tensors  # (1000, 1280), (1000,)
+print({name: tuple(f.tensors[0].shape) for name, f in features.items()})
+
+# %% [markdown]
+# One helper trains a fresh linear head on feature vectors; `tl.predict` gives its probabilities
+# on the test set; `scores` turns those into the numbers we compare (`tl.classification_metrics` wraps
+# scikit-learn's `precision_recall_fscore_support`, `f1_score`, `roc_auc_score` and
+# `confusion_matrix`).
+
+# %%
+def train_head(x, y, *, loss_fn=None, sampler=None, epochs=30, seed=0) -> nn.Linear:
+    """A fresh linear head (1280 -> 10) trained on feature vectors x (N, 1280), labels y (N,)."""
+    tl.seed_everything(seed)
+    head = nn.Linear(1280, 10)
+    shuffle = sampler is None  # a sampler decides the order itself
+    loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=shuffle, sampler=sampler,
+                        generator=tl.make_generator(seed) if shuffle else None)
+    tl.fit(head, loader, None, epochs=epochs, lr=1e-3, loss_fn=loss_fn, device=device,
+           restore_best=False, progress=False)
+    return head
+
+
+def scores(probabilities) -> dict:
+    report = tl.classification_metrics(test_y, probabilities, classes)
+    cat = report["per_class"]["Cat"]
+    return {"accuracy": report["accuracy"], "macro-F1": report["macro_f1"],
+            "ROC-AUC": report["roc_auc"], "Cat precision": cat["precision"],
+            "Cat recall": cat["recall"], "Cat F1": cat["f1"]}
+
+
+results = {}  # method -> test probabilities
+
+# %% [markdown]
+# ## 2. Plain training, and why accuracy misleads
+
+# %%
+results["plain"] = tl.predict(train_head(train_x, train_y), test_x)  # (1000, 10)
+plain = tl.classification_metrics(test_y, results["plain"], classes)
+print(f"accuracy {plain['accuracy']:.3f}, macro-F1 {plain['macro_f1']:.3f}, ROC-AUC {plain['roc_auc']:.3f}")
+per_class = pd.DataFrame(plain["per_class"]).T.astype({"support": int}).round(2)
+per_class
+
+# %% [markdown]
+# The accuracy looks respectable. The per-class table does not: the model finds hardly any cats
+# (recall), although when it does say "cat" it is usually right (precision) — it has learned that
+# cats are rare and hardly ever dares to say it. The confusion matrix shows where the cats go:
+# mostly to "Dog", the most similar common class.
+
+# %%
+cat_recall = plain["per_class"]["Cat"]["recall"]
+other_recall = np.mean([v["recall"] for name, v in plain["per_class"].items() if name != "Cat"])
+assert plain["accuracy"] > 0.8 and cat_recall < 0.5 and cat_recall < other_recall - 0.3
+assert plain["per_class"]["Cat"]["precision"] > 0.8
+assert plain["confusion_matrix"][CAT].argmax() == classes.index("Dog")  # the cat row's biggest cell
+tl.plot_confusion_matrix(plain["confusion_matrix"], classes, title="plain training (rows: true)")
+
+# %% [markdown]
+# And on test data that is as imbalanced as the training data (5 cats per 100 of each other
+# class), accuracy hides the problem completely: a model that **never** predicts "cat" would lose
+# at most 5 of 905 points.
+
+# %%
+test_labels = test_y.numpy()
+imbalanced = np.flatnonzero((test_labels != CAT) | (np.cumsum(test_labels == CAT) <= 5))
+accuracy_imbalanced = (results["plain"][imbalanced].argmax(1).numpy() == test_labels[imbalanced]).mean()
+print(f"plain model on a test set with 5 % cats: accuracy {accuracy_imbalanced:.3f}")
+print(f"a model that never says 'cat' can reach up to {1 - 5 / len(imbalanced):.3f}")
+assert len(imbalanced) == 905 and accuracy_imbalanced > plain["accuracy"]
+cat_auc = roc_auc_score(test_labels == CAT, results["plain"][:, CAT])  # P(cat) ranks cats first?
+print(f"ROC-AUC: all classes {plain['roc_auc']:.3f}, cat vs rest {cat_auc:.3f}")
+assert plain["roc_auc"] > 0.95 and cat_auc > 0.9
+
+# %% [markdown]
+# ROC-AUC (one-vs-rest, averaged over classes) stays high: the cat *scores* still rank most cats
+# above non-cats. What is broken is the *decision*: the head has learned that cats are rare
+# and pushes their probability down. Every remedy below fights that bias — in the loss, in the
+# sampling, in the data, or in the decision itself.
+#
+# ## 3. Class-weighted loss
+# Make each cat count as much as 20 dogs: multiply each sample's loss by a class weight. The
+# "balanced" rule is weight = N / (number of classes × count of the class).
+
+# %%
+weights_by_hand = torch.tensor(len(train_y) / (10 * counts), dtype=torch.float32)
+weights = tl.class_weights(train_y, num_classes=10)  # the same, via scikit-learn
+assert torch.allclose(weights, weights_by_hand)
+print("class weights:", {name: round(float(w), 2) for name, w in zip(classes, weights)})
+weighted_head = train_head(train_x, train_y, loss_fn=nn.CrossEntropyLoss(weight=weights))
+results["class-weighted loss"] = tl.predict(weighted_head, test_x)
+
+# %% [markdown]
+# ## 4. Oversampling with `WeightedRandomSampler`
+# Leave the loss alone and show the rare class more often: draw each sample with probability
+# ∝ 1 / (count of its class), with replacement. Each epoch then holds about as many cat draws as
+# dog draws — the same 5 cats, over and over.
+
+# %%
+sample_weights = 1.0 / counts[train_y.numpy()]  # (905,)
+sampler = WeightedRandomSampler(torch.as_tensor(sample_weights), num_samples=len(train_y),
+                                replacement=True, generator=tl.make_generator(0))
+drawn = np.bincount(train_y[list(sampler)].numpy(), minlength=10)
+print("one epoch of draws per class:", drawn.tolist())
+assert drawn[CAT] > 50  # ~90 draws of the 5 cats instead of 5
+results["oversampling"] = tl.predict(train_head(train_x, train_y, sampler=tl.balanced_sampler(train_y)), test_x)
+
+# %% [markdown]
+# ## 5. Undersampling
+# The opposite: keep only 5 images of *every* class. Balanced, but 90 % of the data is thrown
+# away. (Cheap epochs, so it gets more of them.)
+
+# %%
+rng = np.random.default_rng(0)
+keep = np.concatenate([rng.choice(np.flatnonzero(train_y.numpy() == c), 5, replace=False) for c in range(10)])
+results["undersampling"] = tl.predict(train_head(train_x[keep], train_y[keep], epochs=100), test_x)
+print(f"undersampling trains on {len(keep)} images")
+
+# %% [markdown]
+# ## 6. SMOTE on cached feature vectors
+# SMOTE (imbalanced-learn) creates *synthetic* minority samples: pick a cat, pick one of its k
+# nearest cat neighbours, and place a new point at a random spot on the line between them.
+# Interpolating raw pixels gives ghostly double images; interpolating **feature vectors** is much
+# more sensible — and with cached features it takes milliseconds. With only 5 cats, k is at most 4.
+
+# %%
+smote = SMOTE(k_neighbors=4, random_state=0)
+smote_x, smote_y = smote.fit_resample(train_x.numpy(), train_y.numpy())
+print(f"{len(train_y)} -> {len(smote_y)} vectors; cats: {counts[CAT]} -> {(smote_y == CAT).sum()}")
+assert (smote_y == CAT).sum() == counts.max()
+results["SMOTE (features)"] = tl.predict(train_head(torch.from_numpy(smote_x), torch.from_numpy(smote_y)), test_x)
+
+# %% [markdown]
+# ## 7. Augmenting the minority class
+# Real new views of the rare class instead of synthetic vectors: 19 random crops/flips/rotations
+# of each of the 5 cats, pushed once through the frozen network (95 more images).
+
+# %%
+augment = v2.Compose([v2.RGB(), v2.Resize(IMAGE_SIZE, antialias=True),
+                      v2.RandomResizedCrop(IMAGE_SIZE, scale=(0.6, 1.0), antialias=True),
+                      v2.RandomHorizontalFlip(), v2.RandomRotation(15),
+                      v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])
+cat_images = np.repeat(images[cats[:5]], 19, axis=0)  # (95, 28, 28)
+tl.seed_everything(0)
+augmented_cats = tl.ImageArrayDataset(cat_images, np.full(95, CAT), classes, augment)
+tl.show_images(tl.to_displayable(torch.stack([augmented_cats[i][0] for i in range(0, 95, 12)])),
+               columns=8, title="augmented copies of the 5 training cats")
+
+# %%
+cat_features = tl.extract_features(model, DataLoader(augmented_cats, batch_size=95))
+augmented_head = train_head(torch.cat([train_x, cat_features.tensors[0]]),
+                            torch.cat([train_y, cat_features.tensors[1]]))
+results["minority augmentation"] = tl.predict(augmented_head, test_x)
+
+# %% [markdown]
+# ## 8. A small ensemble: balanced bagging
+# Five heads, each trained on all 5 cats plus a *different* random 20 images of every other class
+# (with class weights), then averaged. Each member is biased in its own way; the average is
+# steadier, and no member ever sees cats as 5 %.
+
+# %%
+members = []
+for seed in range(5):
+    rng = np.random.default_rng(seed)
+    bag = np.concatenate([np.flatnonzero(train_y.numpy() == c) if c == CAT else
+                          rng.choice(np.flatnonzero(train_y.numpy() == c), 20, replace=False)
+                          for c in range(10)])
+    bag_weights = tl.class_weights(train_y[bag], num_classes=10)
+    member = train_head(train_x[bag], train_y[bag], epochs=60, seed=seed,
+                        loss_fn=nn.CrossEntropyLoss(weight=bag_weights))
+    members.append(tl.predict(member, test_x))
+results["ensemble (5 bags)"] = torch.stack(members).mean(0)  # average the probabilities
+
+# %% [markdown]
+# ## 9. Fine-tuning vs head-only
+# So far only the head learned (it is "head-only, class-weighted" in section 3). Now also
+# fine-tune the last stage and the 1×1 head conv (`features.7`, `features.8`) with the same class
+# weights, starting from that head, on the cached `features.7` activations (notebook 03's recipe).
+
+# %%
+model.classifier[1].load_state_dict(weighted_head.state_dict())  # start from section 3's head
+head_only = tl.predict(tail, activations["test"].tensors[0])
+assert torch.allclose(head_only, results["class-weighted loss"], atol=1e-5)  # the same head as in section 3
+
+tl.unfreeze(model, "features.7", "features.8")
+optimizer = torch.optim.Adam(tl.param_groups(model, {"classifier": 1e-3, "features.7": 3e-4, "features.8": 3e-4}))
+tl.fit(tail, DataLoader(activations["train"], batch_size=64, shuffle=True, generator=tl.make_generator(0)),
+       None, epochs=5, optimizer=optimizer, loss_fn=nn.CrossEntropyLoss(weight=weights), device=device,
+       restore_best=False, progress=False)
+results["fine-tuned + weighted"] = tl.predict(tail, activations["test"].tensors[0])
+
+# %% [markdown]
+# ## 10. Fix the decision, not the training
+# Section 2 showed the scores still rank cats well. So the plain model can be corrected without
+# retraining: divide its probabilities by the class frequencies it was trained on (and
+# renormalise). This undoes the "cats are rare" prior — a one-line *post-hoc* remedy.
+
+# %%
+prior = torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
+corrected = results["plain"] / prior
+results["plain + prior correction"] = corrected / corrected.sum(1, keepdim=True)
+
+# %% [markdown]
+# ## 11. Side by side
+# All methods, scored on the same balanced test set.
+
+# %%
+table = pd.DataFrame({name: scores(p) for name, p in results.items()}).T
+table.round(3)
+
+# %%
+figure = Figure(figsize=(9, 4.2), layout="constrained")
+ax = figure.subplots()
+positions = np.arange(len(table))
+for offset, column, color in [(-0.27, "Cat recall", "tab:orange"), (0, "Cat precision", "tab:blue"),
+                              (0.27, "macro-F1", "tab:green")]:
+    ax.barh(positions + offset, table[column], height=0.27, color=color, label=column)
+ax.axvline(table.loc["plain", "Cat recall"], color="tab:orange", linestyle=":", linewidth=1)
+ax.set_yticks(positions, table.index)
+ax.invert_yaxis()
+ax.set(xlim=(0, 1.05), xlabel="score on the balanced test set",
+       title="5 training cats vs 100 of each other class")
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8)
+figure
+
+# %%
+remedies = table.drop(index="plain")
+best = remedies["Cat recall"].idxmax()
+print(f"best minority recall: {best} {remedies.loc[best, 'Cat recall']:.2f} (plain {cat_recall:.2f})")
+assert remedies["Cat recall"].max() > cat_recall + 0.1  # at least one remedy clearly finds more cats
+for name in ("class-weighted loss", "oversampling", "SMOTE (features)", "ensemble (5 bags)"):
+    assert table.loc[name, "Cat recall"] > cat_recall, name
+# accuracy barely separates plain from the remedies; cat recall does
+assert abs(table.loc["class-weighted loss", "accuracy"] - plain["accuracy"]) < 0.05
+# undersampling finds cats but throws away 90 % of the data: everything else gets worse
+assert table.loc["undersampling", "Cat recall"] > cat_recall + 0.2
+assert table.loc["undersampling", "accuracy"] < plain["accuracy"] - 0.05
+assert table.loc["minority augmentation", "Cat recall"] > cat_recall
+# fine-tuning the last blocks: better features for every class, same weighted loss
+assert table.loc["fine-tuned + weighted", "accuracy"] >= table.loc["class-weighted loss", "accuracy"]
+# the free post-hoc correction finds many more cats without losing accuracy
+assert table.loc["plain + prior correction", "Cat recall"] > cat_recall + 0.2
+assert table.loc["plain + prior correction", "accuracy"] >= plain["accuracy"]
+# ROC-AUC hardly moves: the ranking was fine, the decision was biased
+assert (table["ROC-AUC"] > 0.94).all()
+
+# %% [markdown]
+# **Reading the table** (the numbers are for this split and seed; the pattern is what to keep):
+# - Plain training finds the fewest cats, yet its accuracy is only a few points below the
+#   remedies: on a balanced test set the cats are just 10 % of the score.
+# - Class weights, oversampling and SMOTE all make the head see the cat class as often as the
+#   others; they land close together and cost no accuracy. None of them finds most cats: 5
+#   examples are simply little to learn from.
+# - Undersampling finds the most cats but throws away 90 % of the data: accuracy and cat
+#   precision drop.
+# - Augmentation adds 95 new *views* but no new *cats*; it helps about as much as re-weighting.
+# - The bagged ensemble and the prior correction trade some cat precision for much more recall.
+# - Fine-tuning the last blocks (with class weights) improves the features for every class; it
+#   cannot invent the cats it never saw.
+# - The post-hoc prior correction costs nothing: try it before retraining anything.
+# - Which row is "best" depends on the cost of each mistake: a missed tumour is worse than a false
+#   alarm (notebook 07 makes that concrete with sensitivity and specificity).
+#
+# ## Summary
+# - With imbalanced data, report per-class recall/precision/F1, macro-F1 and the confusion matrix
+#   (`tl.classification_metrics`); accuracy and even ROC-AUC can look fine while a class is missed.
+# - Remedies: `CrossEntropyLoss(weight=tl.class_weights(y))`, `DataLoader(sampler=tl.balanced_sampler(y))`,
+#   undersampling, SMOTE on cached features (`imblearn.over_sampling.SMOTE`), minority
+#   augmentation, balanced bagging, fine-tuning, and correcting the decision for the class prior.
+# - Score on a test set whose balance you know, and pick the remedy by the mistakes that matter.
+#
+# **Try next:** make two classes rare; try 1 % instead of 5 %; combine oversampling with
+# augmentation *on the fly* (a new random view each time a cat is drawn); move the decision
+# threshold for "Cat" and plot precision against recall (`sklearn.metrics.precision_recall_curve`).
+# Next: `06_scratch_vs_transfer`.

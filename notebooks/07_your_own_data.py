@@ -1,0 +1,470 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Your own data: folders, broken files, checkpoints, a medical case study
+#
+# **You will learn to**
+# - load your own images with `torchvision.datasets.ImageFolder` (`classes`, `class_to_idx`,
+#   transforms) — from a folder we write to disk first with `tl.write_imagefolder`;
+# - cope with **missing and corrupt data**: a truncated file, an empty class folder, a file that is
+#   not an image, grey and transparent images — what breaks, and how `tl.load_imagefolder` checks
+#   every file and reports what it skipped instead of dropping it silently;
+# - save a trained model with its class names and transform settings, load it back safely with
+#   `torch.load(weights_only=True)`, and classify single new images (class + probability);
+# - run the same pipeline on chest X-rays (normal vs pneumonia) and judge it the way a clinician
+#   would: sensitivity, specificity, the ROC curve.
+
+# %%
+# %matplotlib inline
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+from sklearn.metrics import roc_curve
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets
+from torchvision.transforms import v2
+
+import tlcourse as tl
+from tlcourse.data import to_rgb
+
+tl.seed_everything(0)
+device = tl.get_device()
+IMAGE_SIZE = 96
+DATA = Path(tempfile.mkdtemp(prefix="tlcourse_07_"))  # everything this notebook writes goes here
+print("writing to", DATA)
+
+# %% [markdown]
+# ## 1. A custom dataset with `ImageFolder`
+# Most image datasets you collect yourself end up as one folder per class. `ImageFolder` reads
+# exactly that layout: `root/<class name>/<any name>.png`. We write one from the offline animal
+# silhouettes (400 training, 200 validation images) so you can look at it on disk.
+
+# %%
+images, labels, classes = tl.load_animals()
+split = tl.stratified_split(labels, {"train": 400, "val": 200, "new": 10}, seed=0)
+for name in ("train", "val"):
+    tl.write_imagefolder(DATA / "animals", images[split[name]], labels[split[name]], classes, split=name)
+for path in sorted((DATA / "animals" / "train").iterdir())[:3]:
+    print(path.relative_to(DATA), "->", len(list(path.iterdir())), "files, e.g.", next(path.iterdir()).name)
+
+# %% [markdown]
+# The transform turns each PIL image into the tensor the network expects. Written out for
+# EfficientNet-Lite (inputs scaled to [-1, 1]), then the `tlcourse` one-liner that does the same:
+
+# %%
+transform = v2.Compose([
+    v2.ToImage(),  # PIL -> uint8 tensor (C, H, W)
+    v2.RGB(),  # grey (1 channel) -> 3 channels
+    v2.Resize(IMAGE_SIZE, antialias=True),
+    v2.CenterCrop(IMAGE_SIZE),
+    v2.ToDtype(torch.float32, scale=True),  # [0, 255] -> [0, 1]
+    v2.Normalize([0.5] * 3, [0.5] * 3),  # -> [-1, 1]
+])
+train_set = datasets.ImageFolder(DATA / "animals" / "train", transform=transform)
+val_set = datasets.ImageFolder(DATA / "animals" / "val", transform=transform)
+print(len(train_set), "training images;", train_set.classes)
+print(train_set.class_to_idx)
+print(train_set.samples[0])  # (path, class index)
+image, label = train_set[0]
+print(image.shape, image.min().item(), image.max().item(), "label", label)
+
+library = tl.transforms_for("efficientnet_lite0", image_size=IMAGE_SIZE)
+with Image.open(train_set.samples[0][0]) as pil:
+    assert torch.equal(library(pil), transform(pil))
+assert image.shape == (3, IMAGE_SIZE, IMAGE_SIZE) and len(train_set) == 400
+
+# %% [markdown]
+# **Class indices come from the sorted folder names**, not from any list of yours. Here the
+# animal names happen to be in alphabetical order already; if yours are not (or a folder is added
+# later), index 3 may mean something else than you think. Save `classes` with the model (section 3).
+
+# %%
+assert train_set.classes == sorted(train_set.classes) == classes
+assert val_set.class_to_idx == train_set.class_to_idx
+
+# %% [markdown]
+# Train a head on it, as in notebook 02: real pretrained EfficientNet-Lite0, frozen, features
+# cached once, a new 10-class head.
+
+# %%
+model = tl.load_pretrained("efficientnet_lite0").to(device)
+tl.freeze(model)
+head = tl.replace_head(model, num_classes=len(train_set.classes))
+features = {name: tl.extract_features(model, DataLoader(ds, batch_size=100))
+            for name, ds in [("train", train_set), ("val", val_set)]}
+history = tl.fit(head, DataLoader(features["train"], batch_size=32, shuffle=True, generator=tl.make_generator(0)),
+                 DataLoader(features["val"], batch_size=200), epochs=30, lr=1e-3, device=device, progress=False)
+val_accuracy = tl.evaluate(model, DataLoader(val_set, batch_size=100))["accuracy"]  # full model, images
+print(f"validation accuracy {val_accuracy:.3f} (best epoch {history.best_epoch})")
+assert val_accuracy > 0.75
+
+# %% [markdown]
+# ## 2. Missing and corrupt data
+# Real folders are messy. We build one with the usual suspects:
+# - `Cat/truncated.png`: a download that stopped half-way;
+# - `Dog/download.jpg`: a web page saved with an image name (an HTML error page);
+# - `Dog/notes.txt`: a file that is not an image at all;
+# - `Unicorn/`: a class folder with nothing in it;
+# - `Bird/transparent.png`: an RGBA image with a transparent background;
+# - and every silhouette is a *grey* (1-channel) PNG, while the network wants 3 channels.
+
+# %%
+messy = DATA / "messy"
+subset = split["train"][np.isin(labels[split["train"]], [classes.index(c) for c in ("Bird", "Cat", "Dog")])]
+tl.write_imagefolder(DATA, images[subset], labels[subset], classes, split="messy")
+good_png = sorted((messy / "Cat").iterdir())[0].read_bytes()
+(messy / "Cat" / "truncated.png").write_bytes(good_png[: len(good_png) // 2])
+(messy / "Dog" / "download.jpg").write_text("<html><body>404 Not Found</body></html>")
+(messy / "Dog" / "notes.txt").write_text("photos from the shelter, March")
+(messy / "Unicorn").mkdir()
+rgba = np.zeros((28, 28, 4), dtype=np.uint8)  # fully transparent ...
+rgba[6:22, 6:22] = (200, 30, 30, 255)  # ... except an opaque red square
+Image.fromarray(rgba, mode="RGBA").save(messy / "Bird" / "transparent.png")
+good_files = len(subset) + 1  # the silhouettes + the transparent PNG
+print(sorted(p.name for p in messy.iterdir()), good_files, "readable images")
+
+# %% [markdown]
+# **Plain `ImageFolder`**, first attempt: the empty class folder stops it at once.
+
+# %%
+empty_folder_error = ""
+try:
+    datasets.ImageFolder(messy)
+except FileNotFoundError as error:
+    print("FileNotFoundError:", error)
+    empty_folder_error = str(error)
+assert "Unicorn" in empty_folder_error
+
+# %% [markdown]
+# With `allow_empty=True` it loads — and keeps a "Unicorn" class with no images. It silently
+# ignores `notes.txt` (wrong extension). The truncated file and the fake `.jpg` are only discovered
+# when they are *read*: in a training loop, a crash somewhere in the middle of an epoch.
+
+# %%
+plain = datasets.ImageFolder(messy, allow_empty=True)
+print(len(plain), "files listed, classes:", plain.classes)
+failures = []
+for index, (path, _) in enumerate(plain.samples):
+    try:
+        plain[index]
+    except Exception as error:  # what a DataLoader would raise mid-epoch
+        failures.append((Path(path).relative_to(messy), type(error).__name__, str(error)[:60]))
+pd.DataFrame(failures, columns=["file", "error", "message"])
+
+# %%
+assert len(failures) == 2 and "Unicorn" in plain.classes and len(plain) == good_files + 2
+
+# %% [markdown]
+# Grey images are fine: the default loader converts everything with `convert("RGB")`. But look at
+# what that does to **transparency**: transparent pixels keep whatever colour they store — usually
+# black. `tlcourse` lays transparent images on white instead (and scales 16-bit X-rays correctly).
+
+# %%
+with Image.open(messy / "Bird" / "transparent.png") as rgba_image:
+    plain_rgb, course_rgb = rgba_image.convert("RGB"), to_rgb(rgba_image)
+print("corner pixel: convert('RGB')", plain_rgb.getpixel((0, 0)), "| tl:", course_rgb.getpixel((0, 0)))
+assert plain_rgb.getpixel((0, 0)) == (0, 0, 0) and course_rgb.getpixel((0, 0)) == (255, 255, 255)
+figure = Figure(figsize=(5, 2), layout="constrained")
+for ax, (title, picture) in zip(figure.subplots(1, 2), [("convert('RGB')", plain_rgb), ("tlcourse to_rgb", course_rgb)]):
+    ax.imshow(picture)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+figure
+
+# %% [markdown]
+# **`tl.load_imagefolder`** decodes every file once, up front. An empty class folder is an error
+# that names the folder and the fix (its class index would silently shift everything after it):
+
+# %%
+try:
+    tl.load_imagefolder(messy)
+except ValueError as error:
+    print("ValueError:", error)
+(messy / "Unicorn").rmdir()  # the fix we choose: remove the empty class
+
+# %% [markdown]
+# Then it loads, converts grey and RGBA images to RGB, and **lists** what it skipped and why —
+# in the summary line and in `dataset.skipped` — instead of crashing later or dropping files silently.
+
+# %%
+checked = tl.load_imagefolder(messy, transform=library)
+skipped = pd.DataFrame([(Path(p).relative_to(messy), why) for p, why in checked.skipped], columns=["file", "reason"])
+skipped
+
+# %%
+assert len(checked) == good_files and len(checked.skipped) == 3
+assert {str(path) for path in skipped["file"]} == {"Cat/truncated.png", "Dog/download.jpg", "Dog/notes.txt"}
+assert checked.classes == ["Bird", "Cat", "Dog"]
+batch = next(iter(DataLoader(checked, batch_size=len(checked))))  # every listed file really loads
+assert batch[0].shape == (good_files, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+# %% [markdown]
+# ## 3. Save and load a model
+# A checkpoint is a **dict**: the weights (`state_dict`, tensors only) plus everything needed to
+# use them later — the class names in index order and the transform settings. Save *settings*
+# (numbers and strings), not the transform object.
+
+# %%
+settings = {"model_name": "efficientnet_lite0", "image_size": IMAGE_SIZE, "mean": [0.5] * 3, "std": [0.5] * 3}
+torch.save({"model": model.state_dict(), "classes": train_set.classes, "transform": settings},
+           DATA / "animals_raw.pt")
+loaded = torch.load(DATA / "animals_raw.pt", map_location="cpu", weights_only=True)
+print(sorted(loaded), loaded["classes"][:3], loaded["transform"])
+
+# %% [markdown]
+# `weights_only=True` (the default since PyTorch 2.6) un-pickles tensors, numbers, strings, lists
+# and dicts — nothing that can run code. A checkpoint that contains a Python object, like a
+# transform, is refused; a file from the internet with hidden code is refused the same way.
+# `tl.load_checkpoint` says so in one line:
+
+# %%
+torch.save({"model": model.state_dict(), "transform": transform}, DATA / "with_object.pt")
+refused = False
+try:
+    tl.load_checkpoint(DATA / "with_object.pt")
+except ValueError as error:
+    print("ValueError:", error)
+    refused = True
+assert refused
+
+# %% [markdown]
+# `tl.save_checkpoint` writes the same dict atomically (a crash mid-write keeps the old file);
+# `tl.load_checkpoint` loads with `weights_only=True`, checks shapes, and explains a mismatch.
+# To rebuild the model: the *architecture* with random weights (the file holds the weights),
+# the head for the saved number of classes, then the weights.
+
+# %%
+path = tl.save_checkpoint(DATA / "animals.pt", model, classes=train_set.classes, transform=settings)
+print(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB")
+
+
+def load_classifier(path: Path):
+    """Model (eval mode), transform and class names from a checkpoint written above."""
+    info = tl.load_checkpoint(path)
+    settings = info["transform"]
+    model = tl.load_pretrained(settings["model_name"], weights=None)  # architecture only
+    tl.replace_head(model, num_classes=len(info["classes"]), verbose=False)
+    tl.load_model_state(model, info["model"])  # shapes checked
+    transform = tl.transforms_for(settings["model_name"], image_size=settings["image_size"])
+    return model.eval(), transform, info["classes"]
+
+
+restored, restored_transform, restored_classes = load_classifier(path)
+images_val, _ = next(iter(DataLoader(val_set, batch_size=32)))
+assert torch.allclose(tl.predict(restored, images_val), tl.predict(model, images_val), atol=1e-6)
+assert restored_classes == classes and restored_transform.transforms[-1].mean == settings["mean"]
+print("restored model gives the same probabilities")
+
+# %% [markdown]
+# ## 4. Classify new images, one file at a time
+# Ten images the model has never seen (one per class), saved as loose files. For each: open, convert to RGB,
+# transform, add a batch dimension, softmax — then the top class and its probability.
+
+# %%
+(DATA / "new").mkdir()
+for number, index in enumerate(split["new"]):
+    Image.fromarray(images[index]).save(DATA / "new" / f"image_{number}.png")
+
+
+def predict_file(path: Path, model, transform, classes) -> tuple[str, float]:
+    with Image.open(path) as image:
+        inputs = transform(to_rgb(image))  # (3, H, W)
+    probabilities = tl.predict(model, inputs)[0]  # a single image becomes a batch of one
+    best = int(probabilities.argmax())
+    return classes[best], float(probabilities[best])
+
+
+files = sorted((DATA / "new").glob("*.png"))
+answers = [predict_file(f, restored, restored_transform, restored_classes) for f in files]
+for f, (name, probability) in zip(files, answers):
+    print(f"{f.name}: {name} ({probability:.0%})")
+predicted = [restored_classes.index(name) for name, _ in answers]
+new_images = np.repeat(images[split["new"]][..., None], 3, axis=-1)  # (10, 28, 28, 3) for display
+tl.show_images(new_images, labels[split["new"]], classes, predictions=predicted,
+               probabilities=[p for _, p in answers], columns=10, title="new files: prediction and probability")
+
+# %%
+correct = np.mean(np.array(predicted) == labels[split["new"]])
+assert all(0.1 < p <= 1.0 for _, p in answers) and correct >= 0.5
+print(f"{correct:.0%} of the new images classified correctly")
+
+# %% [markdown]
+# ## 5. Case study: pneumonia on chest X-rays
+# The syllabus' advanced exercise. The public *"Chest X-Ray Images (Pneumonia)"* dataset (Kermany
+# et al., 2018; paediatric chest X-rays) comes as `chest_xray/train/{NORMAL,PNEUMONIA}` and
+# `chest_xray/test/{NORMAL,PNEUMONIA}`, with about three pneumonia images for every normal one.
+# Point `TLCOURSE_XRAY_DIR` at that `chest_xray` folder and this section runs on the real images.
+#
+# This machine has no internet, so without it we build an **offline stand-in with the same
+# layout and the same 1:3 imbalance**. It is *not* medical data: "NORMAL" are horse silhouettes,
+# "PNEUMONIA" dog silhouettes — chosen because they are hard to tell apart. The pipeline is real;
+# only the images are stand-ins, and every output below says which data it used.
+
+# %%
+def make_xray_standin(root: Path) -> Path:
+    """train/ and test/ with NORMAL (horses) : PNEUMONIA (dogs) = 1 : 3, like the real dataset."""
+    horse, dog = classes.index("Horse"), classes.index("Dog")
+    rng = np.random.default_rng(0)
+    horses = rng.permutation(np.flatnonzero(labels == horse))
+    dogs = rng.permutation(np.flatnonzero(labels == dog))
+    for name, (n_normal, n_pneumonia, start_normal, start_pneumonia) in {
+        "train": (100, 300, 0, 0), "test": (100, 300, 100, 300)
+    }.items():
+        index = np.concatenate([horses[start_normal:start_normal + n_normal],
+                                dogs[start_pneumonia:start_pneumonia + n_pneumonia]])
+        tl.write_imagefolder(root, images[index], (labels[index] == dog).astype(int),
+                             ["NORMAL", "PNEUMONIA"], split=name)
+    return root
+
+
+XRAY_DIR = os.environ.get("TLCOURSE_XRAY_DIR")
+STANDIN = not XRAY_DIR
+xray_root = make_xray_standin(DATA / "xray_standin") if STANDIN else Path(XRAY_DIR)
+DATA_NAME = "STAND-IN (silhouettes, NOT X-rays)" if STANDIN else f"chest X-rays from {xray_root}"
+if STANDIN:
+    print("!" * 78)
+    print("STAND-IN DATA: TLCOURSE_XRAY_DIR is not set, so NORMAL = horse silhouettes and")
+    print("PNEUMONIA = dog silhouettes (1:3). Nothing below is a medical result. To use the real")
+    print("dataset: export TLCOURSE_XRAY_DIR=/path/to/chest_xray (with train/ and test/).")
+    print("!" * 78)
+
+# %% [markdown]
+# The real loading code — the same for both. `tl.load_imagefolder` matters here: real X-ray
+# collections contain 16-bit and grey PNGs, odd JPEGs and stray files. We carve a validation set
+# out of the training images (stratified) to choose the decision threshold; the test set is
+# touched once, at the end.
+
+# %%
+def load_xray(root: Path, image_size: int = IMAGE_SIZE):
+    transform = tl.transforms_for("efficientnet_lite0", image_size=image_size)
+    train = tl.load_imagefolder(root / "train", transform)
+    test = tl.load_imagefolder(root / "test", transform)
+    for dataset in (train, test):
+        if dataset.classes != ["NORMAL", "PNEUMONIA"]:
+            raise ValueError(f"{dataset.root}: expected class folders NORMAL and PNEUMONIA, "
+                             f"found {dataset.classes}")
+    targets = np.array(train.targets)
+    parts = tl.stratified_split(targets, {"train": len(targets) - len(targets) // 5, "val": len(targets) // 5})
+    return Subset(train, parts["train"]), Subset(train, parts["val"]), test
+
+
+xray_train, xray_val, xray_test = load_xray(xray_root)
+PNEUMONIA = 1
+print(f"{DATA_NAME}: train {len(xray_train)}, val {len(xray_val)}, test {len(xray_test)}; "
+      f"pneumonia share in test {np.mean(xray_test.targets):.0%}")
+
+# %% [markdown]
+# Same recipe as before: frozen pretrained backbone, cached features, a 2-class head. The classes
+# are imbalanced (notebook 05), so the loss is class-weighted.
+
+# %%
+xray_model = tl.load_pretrained("efficientnet_lite0").to(device)
+tl.freeze(xray_model, verbose=False)
+xray_head = tl.replace_head(xray_model, num_classes=2)
+xray_features = {name: tl.extract_features(xray_model, DataLoader(ds, batch_size=100))
+                 for name, ds in [("train", xray_train), ("val", xray_val), ("test", xray_test)]}
+train_targets = xray_features["train"].tensors[1]
+tl.fit(xray_head, DataLoader(xray_features["train"], batch_size=32, shuffle=True, generator=tl.make_generator(0)),
+       DataLoader(xray_features["val"], batch_size=256), epochs=30, lr=1e-3, device=device, progress=False,
+       loss_fn=torch.nn.CrossEntropyLoss(weight=tl.class_weights(train_targets).to(device)))
+val_y, val_p = xray_features["val"].tensors[1].numpy(), tl.predict(xray_head, xray_features["val"].tensors[0])[:, 1].numpy()
+test_y, test_probabilities = xray_features["test"].tensors[1].numpy(), tl.predict(xray_head, xray_features["test"].tensors[0])
+test_p = test_probabilities[:, PNEUMONIA].numpy()
+
+# %% [markdown]
+# **Sensitivity** = the share of pneumonia cases the model flags (recall of the disease class).
+# **Specificity** = the share of healthy patients it clears. The default rule "pneumonia if
+# p > 0.5" is arbitrary; a screening test wants high sensitivity. So we choose the threshold on
+# the *validation* set: the highest one that still catches 95 % of the pneumonia cases there.
+
+# %%
+report = tl.classification_metrics(test_y, test_probabilities, ["NORMAL", "PNEUMONIA"])
+sens_default, spec_default = tl.sensitivity_specificity(test_y, test_p > 0.5, positive=PNEUMONIA)
+val_fpr, val_tpr, val_thresholds = roc_curve(val_y, val_p)
+threshold = float(val_thresholds[np.argmax(val_tpr >= 0.95)])  # first (highest) threshold reaching 95 %
+sens_tuned, spec_tuned = tl.sensitivity_specificity(test_y, test_p >= threshold, positive=PNEUMONIA)
+print(f"[{DATA_NAME}] test accuracy {report['accuracy']:.3f}, ROC-AUC {report['roc_auc']:.3f}")
+print(f"threshold 0.50: sensitivity {sens_default:.3f}, specificity {spec_default:.3f}")
+print(f"threshold {threshold:.2f} (chosen on validation): sensitivity {sens_tuned:.3f}, specificity {spec_tuned:.3f}")
+
+# %%
+fpr, tpr, _ = roc_curve(test_y, test_p)
+figure = Figure(figsize=(5, 4.5), layout="constrained")
+ax = figure.subplots()
+ax.plot(fpr, tpr, label=f"ROC (AUC {report['roc_auc']:.3f})")
+ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+ax.plot(1 - spec_default, sens_default, "o", label="threshold 0.50")
+ax.plot(1 - spec_tuned, sens_tuned, "s", label=f"threshold {threshold:.2f} (from validation)")
+ax.set(xlabel="1 - specificity (healthy patients flagged)", ylabel="sensitivity (pneumonia found)",
+       title=f"test set: {DATA_NAME}")
+ax.legend(loc="lower right", fontsize=8)
+figure
+
+# %%
+tl.plot_confusion_matrix(report["confusion_matrix"], ["NORMAL", "PNEUMONIA"], title=f"threshold 0.5 — {DATA_NAME}")
+
+# %%
+assert report["roc_auc"] > 0.8
+if threshold <= 0.5:  # a lower threshold flags more images: sensitivity up, specificity down
+    assert sens_tuned >= sens_default and spec_tuned <= spec_default
+assert sens_tuned >= 0.85  # chosen for 95 % on validation; the test set lands close
+if STANDIN:
+    assert threshold < 0.5 and sens_tuned > sens_default  # the observations below rely on these
+    assert report["accuracy"] > 0.75 and spec_tuned < 0.95  # the stand-in is not trivially easy
+
+# %% [markdown]
+# **Observations** (the syllabus asks for them; the stand-in numbers above are not medical
+# results, but the reasoning is the same for the real data):
+# - **Recall of the disease class matters most.** A missed pneumonia (false negative) sends a sick
+#   child home; a false alarm costs a second look by a radiologist. So we *chose* the operating
+#   point — a lower threshold — buying sensitivity with specificity. The ROC curve shows the whole
+#   menu; the threshold picks one point on it, and it is picked on validation data, not on test.
+# - **Accuracy misleads here too.** With 75 % pneumonia in the test set, "always pneumonia" scores
+#   75 % accuracy, 100 % sensitivity and 0 % specificity. Report sensitivity and specificity.
+# - **The imbalance runs the other way from notebook 05**: the *disease* is the majority. Class
+#   weights make the model take the rarer *normal* class seriously; the threshold then restores
+#   the sensitivity we want.
+# - **Small validation sets give noisy thresholds** (the real dataset ships only 16 validation
+#   images; we split 20 % off the training set instead).
+# - For real X-rays: keep all images of one patient in the same split (the file names carry a
+#   patient id), use larger images than 96 px when you can afford it, and remember that a model
+#   trained on one hospital's children may not transfer to another hospital's adults.
+
+# %%
+shutil.rmtree(DATA)  # remove everything this notebook wrote
+
+# %% [markdown]
+# ## Summary
+# - `datasets.ImageFolder(root, transform)` reads `root/<class>/<image>`; class indices come from
+#   the sorted folder names (`classes`, `class_to_idx`).
+# - Plain `ImageFolder` stops on an empty class folder and crashes mid-epoch on a truncated or fake
+#   image; `tl.load_imagefolder` checks every file up front, converts grey/RGBA/16-bit to RGB and
+#   lists what it skipped (`dataset.skipped`).
+# - Save `{"model": state_dict, "classes": ..., "transform": settings}`; load with
+#   `torch.load(path, weights_only=True)` (`tl.save_checkpoint` / `tl.load_checkpoint`).
+# - For a medical test, report sensitivity and specificity and choose the threshold on validation
+#   data for the mistakes that matter.
+#
+# **Try next:** put a photo of your own into `DATA / "new"` and classify it; run section 5 on the
+# real chest X-rays (`TLCOURSE_XRAY_DIR`), at 96 and at 160 px; add the fine-tuning recipe from
+# notebook 03 to the X-ray model. Next: `08_architecture_tour`.
