@@ -48,7 +48,7 @@ print(f"device {device}, {torch.get_num_threads()} CPU threads, {IMAGE_SIZE} px"
 
 # %% [markdown]
 # ## 1. The data and the rules
-# 1,000 training images of the 10 animal silhouettes, 500 held-out test images, 64×64 pixels.
+# 1,000 training images of the 10 animal silhouettes, 300 held-out test images, 64×64 pixels.
 #
 # **What the clock counts** (for each seed):
 # - *transfer*: one pass of the frozen pretrained network over the 1,000 training images (the
@@ -61,7 +61,7 @@ print(f"device {device}, {torch.get_num_threads()} CPU threads, {IMAGE_SIZE} px"
 # process — so both are slowed equally if the computer is busy.
 
 # %%
-splits = tl.load_splits("animals", {"train": 1000, "test": 500}, image_size=IMAGE_SIZE, seed=0)
+splits = tl.load_splits("animals", {"train": 1000, "test": 300}, image_size=IMAGE_SIZE, seed=0)
 loaders = tl.make_loaders(splits, batch_size=32, seed=0)
 classes = splits["train"].classes
 print({name: len(split) for name, split in splits.items()}, "images;", len(classes), "classes")
@@ -81,7 +81,7 @@ started = time.perf_counter()
 train_features = tl.extract_features(pretrained, loaders["train"])  # ON the clock
 extract_seconds = time.perf_counter() - started
 test_features = tl.extract_features(pretrained, loaders["test"])  # evaluation: off the clock
-test_feature_loader = DataLoader(test_features, batch_size=500)
+test_feature_loader = DataLoader(test_features, batch_size=300)
 print(f"feature cache: {len(train_features)} images in {extract_seconds:.1f} s "
       f"({len(train_features) / extract_seconds:.0f} images/s, forward only)")
 

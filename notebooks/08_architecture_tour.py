@@ -43,6 +43,7 @@ import torchvision
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
@@ -111,7 +112,9 @@ pd.DataFrame(rows).round(2)
 # ## 3. Speed on this machine
 # Forward time per image at 96 px, 4 images per batch, in `torch.inference_mode()`, the better of
 # 2 runs after a warm-up. These are *your* numbers: they depend on the CPU, the thread count and
-# what else runs. The real-weight EfficientNet-Lite models join the table here.
+# what else runs. Next to them, a number that does not depend on the machine: the multiply-adds
+# one image needs (counted by `torch.utils.flop_counter`; 1 multiply-add = 2 FLOPs). The
+# real-weight EfficientNet-Lite models join the table here.
 
 # %%
 def ms_per_image(model: nn.Module, image_size: int = IMAGE_SIZE, batch: int = 4, repeats: int = 2) -> float:
@@ -127,6 +130,12 @@ def ms_per_image(model: nn.Module, image_size: int = IMAGE_SIZE, batch: int = 4,
     return 1000 * min(times) / batch
 
 
+def gmacs_per_image(model: nn.Module, image_size: int = IMAGE_SIZE) -> float:
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(torch.randn(1, 3, image_size, image_size, device=device))
+    return counter.get_total_flops() / 2e9  # FLOPs -> billions of multiply-adds
+
+
 lite = {f"efficientnet_lite{v}": tl.load_pretrained(f"efficientnet_lite{v}") for v in (0, 1, 2)}
 for name, model in lite.items():
     tl.replace_head(model, num_classes=10, verbose=False)
@@ -135,22 +144,26 @@ for name, model in lite.items():
                  "params (M)": tl.count_params(model)[1] / 1e6, "head params": 1280 * 10 + 10})
 models |= lite
 table = pd.DataFrame(rows).set_index("model")
+table["GMACs / image"] = [gmacs_per_image(models[name]) for name in table.index]
 table["ms / image"] = [ms_per_image(models[name]) for name in table.index]
 table["weights here"] = ["real ImageNet" if name in lite else "random (offline)" for name in table.index]
-table[["family", "params (M)", "ms / image", "weights here"]].round(2)
+table[["family", "params (M)", "GMACs / image", "ms / image", "weights here"]].round(3)
 
 # %%
 assert table.loc["vgg16", "params (M)"] > 20 * table.loc["mobilenet_v3_large", "params (M)"]
 assert table.loc["vgg16", "ms / image"] > table.loc["mobilenet_v3_large", "ms / image"]
 assert table.loc["efficientnet_lite0", "params (M)"] < table.loc["efficientnet_lite2", "params (M)"]
 assert table.loc["densenet121", "params (M)"] < table.loc["resnet18", "params (M)"]
-assert table.loc["densenet121", "ms / image"] > table.loc["resnet18", "ms / image"]
+assert table.loc["densenet121", "GMACs / image"] > 1.3 * table.loc["resnet18", "GMACs / image"]
+assert table.loc["vgg16", "GMACs / image"] > 20 * table.loc["mobilenet_v3_large", "GMACs / image"]
 
 # %% [markdown]
 # Parameters and speed are related, but not the same thing. VGG16 is big *and* slow. DenseNet121
-# has fewer parameters than ResNet-18 but is slower: its many thin layers and concatenations cost
-# time, not weights. MobileNet and EfficientNet are built for phones: depthwise convolutions keep
-# both numbers small.
+# has fewer parameters than ResNet-18 but needs more multiply-adds per image: its many layers reuse
+# (concatenate) earlier feature maps, which costs computation, not weights — so it is rarely
+# faster. MobileNet and EfficientNet are built for phones: depthwise convolutions keep both
+# numbers small. Milliseconds on a busy or different machine can reorder close entries;
+# multiply-adds cannot.
 
 # %%
 figure = Figure(figsize=(10, 4), layout="constrained")
