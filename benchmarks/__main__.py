@@ -3,6 +3,7 @@
 Runs the seven benchmarks of issue 7 one after another (each in this process, except the
 notebook suite and the demo, which run as child processes so their memory is their own) and
 writes `<out>/benchmarks.md` plus `<out>/bench_*.png`. Exit status 1 if a benchmark crashed.
+`BENCH_THREADS=N` sets torch's thread count (default: torch's own, one per core).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks.common import QUICK_ENV, Goal, Section, machine_facts, quick_mode
+import torch
+
+from benchmarks.common import QUICK_ENV, THREADS_ENV, Goal, Section, machine_facts, quick_mode
 from benchmarks.report import write_report
 
 BENCHMARKS = [
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}: choose from {', '.join(BENCHMARKS)}")
     os.environ.setdefault("TLCOURSE_OFFLINE", "1")  # never try to download weights
+    threads = os.environ.get(THREADS_ENV, "")
+    if threads:  # e.g. 1 on a shared machine: 2 threads on 2 busy cores run 5-15x slower
+        torch.set_num_threads(int(threads))
+        os.environ["OMP_NUM_THREADS"] = threads  # the same in the child processes
     out = Path(args.out)
     facts = machine_facts()
     started = time.perf_counter()

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 import tlcourse as tl
 
 QUICK_ENV = "BENCH_QUICK"  # "1": tiny sizes, seconds in all; a smoke test, not the real numbers
+THREADS_ENV = "BENCH_THREADS"  # torch threads; unset: torch's default (one per core)
 SEED = 0
 
 
