@@ -47,9 +47,9 @@ def render(
         f"(`python -m benchmarks`) on {stamp} in {total_seconds:.0f} s. Goals are ratios "
         "measured side by side in one run (variants interleaved, medians); absolute seconds "
         "are context only and depend on the machine and its load. On a busy machine torch's "
-        "default threads (one per core) can run 5-15x slower (measured here: a fine-tuning "
-        "epoch 0.6 s idle, 5-14 s with other jobs on both cores); `BENCH_THREADS=1` keeps "
-        "ratios usable there.",
+        "default threads (one per core) can run 5-15x slower (measured here while other jobs "
+        "used both cores: a fine-tuning epoch took 1.0 s with 1 thread, 5-14 s with 2); "
+        "`BENCH_THREADS=1` keeps ratios usable there.",
         "",
         "## Machine",
         "",
