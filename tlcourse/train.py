@@ -64,7 +64,8 @@ def _autocast(device: torch.device, amp: bool):
 
 
 def _check_labels(labels: torch.Tensor, num_outputs: int) -> None:
-    low, high = (int(value) for value in torch.aminmax(labels))  # one op per batch, not four
+    extremes = torch.aminmax(labels)  # one op per batch, not four
+    low, high = int(extremes.min), int(extremes.max)
     if low < 0 or high >= num_outputs:
         raise ValueError(
             f"label {high if high >= num_outputs else low} "
@@ -98,9 +99,10 @@ def train_one_epoch(
             logits = model(inputs)  # (B, num_classes)
             _check_labels(labels, logits.shape[1])  # the loader's (CPU) labels: no GPU sync
             loss = loss_fn(logits, targets)
-        if not math.isfinite(loss.item()):
+        loss_value = loss.item()  # read once: the finite check and the epoch sum
+        if not math.isfinite(loss_value):
             raise FloatingPointError(
-                f"loss is {loss.item()} at epoch {epoch}, batch {batch}: "
+                f"loss is {loss_value} at epoch {epoch}, batch {batch}: "
                 "lower the learning rate or check the inputs for NaN"
             )
         optimizer.zero_grad(set_to_none=True)
@@ -116,7 +118,7 @@ def train_one_epoch(
             scaler.update()
         else:
             optimizer.step()
-        total_loss += loss.item() * len(labels)  # weight by batch size: the last batch may be short
+        total_loss += loss_value * len(labels)  # weight by batch size: the last batch may be short
         correct += (logits.argmax(1) == targets).sum().item()
         seen += len(labels)
         if bar is not None:
