@@ -8,6 +8,7 @@ the loader matters less there). num_workers 0 and 2.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -84,7 +85,7 @@ def run(quick: bool, out: Path) -> Section:
             Goal(
                 f"loader + model speed / model-only speed, num_workers={workers}",
                 f">= {GOAL:.0%}",
-                f"{share:.0%}",
+                f"{share:.1%}",
                 at_least(share, GOAL),
                 f"{speed[f'loader + model, num_workers={workers}']:.0f} vs "
                 f"{model_speed:.0f} images/s",
@@ -98,6 +99,13 @@ def run(quick: bool, out: Path) -> Section:
              for name in seconds],
         )
     )  # fmt: skip
+    if (os.cpu_count() or 1) <= torch.get_num_threads():
+        section.notes.append(
+            f"{os.cpu_count()} cores and {torch.get_num_threads()} torch threads: loader workers "
+            "have no spare core and take CPU time from the model's threads (plus inter-process "
+            "copies). On such CPUs num_workers=0, the `tl.make_loaders` default, is the faster "
+            "choice; workers pay off with more cores than torch threads, or on a GPU."
+        )
     section.plots.append(_plot(speed, out))
     return section
 

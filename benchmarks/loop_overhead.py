@@ -208,6 +208,11 @@ def run(quick: bool, out: Path) -> Section:
             + [f"{medians[name][k]:.3f}" for k in times]
             + [f"{min(times['bare']):.3f} - {max(times['bare']):.3f}"]
         )
+        spread = (max(times["bare"]) - min(times["bare"])) / 2 / bare
+        section.notes.append(
+            f"{name}: the bare loop alone varies by +-{spread:.1%} around its median over the "
+            f"rounds; ratios closer than that to {GOAL}x are within this run's noise."
+        )
         if any(g.passed is False for g in section.goals if name in g.name):
             section.details.append(f"Profile, {name} (the goal was missed):")
             section.details += _profile_difference(make, data, epochs, device)
