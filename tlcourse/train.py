@@ -63,15 +63,34 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=dtype, enabled=True)
 
 
-def _check_labels(labels: torch.Tensor, num_outputs: int) -> None:
-    extremes = torch.aminmax(labels)  # one op per batch, not four
+def _label_problem(labels: torch.Tensor, num_outputs: int) -> str | None:
+    """Why `labels` cannot go with a head of `num_outputs` classes, or None if they can."""
+    extremes = torch.aminmax(labels)  # one op, not four
     low, high = int(extremes.min), int(extremes.max)
-    if low < 0 or high >= num_outputs:
-        raise ValueError(
-            f"label {high if high >= num_outputs else low} "
-            f"is outside [0, {num_outputs}) but the model has {num_outputs} outputs: "
-            f"use replace_head(model, num_classes=...) with the dataset's class count"
-        )
+    if low >= 0 and high < num_outputs:
+        return None
+    return (
+        f"label {high if high >= num_outputs else low} "
+        f"is outside [0, {num_outputs}) but the model has {num_outputs} outputs: "
+        f"use replace_head(model, num_classes=...) with the dataset's class count"
+    )
+
+
+def _loss(loss_fn, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor):
+    """`loss_fn(logits, targets)`, with a plain-words error for a label the head cannot output.
+
+    On cuda/mps the (CPU) labels are checked before the loss: there an out-of-range label is an
+    asynchronous device-side assert. On the CPU the loss itself raises ("Target 5 is out of
+    bounds"), so the check runs only then: no cost per batch.
+    """
+    if targets.device.type != "cpu" and (problem := _label_problem(labels, logits.shape[1])):
+        raise ValueError(problem)
+    try:
+        return loss_fn(logits, targets)
+    except (IndexError, RuntimeError):
+        if problem := _label_problem(labels, logits.shape[1]):
+            raise ValueError(problem) from None
+        raise
 
 
 def train_one_epoch(
@@ -97,8 +116,7 @@ def train_one_epoch(
         targets = labels.to(device, non_blocking=True)
         with _autocast(device, amp):
             logits = model(inputs)  # (B, num_classes)
-            _check_labels(labels, logits.shape[1])  # the loader's (CPU) labels: no GPU sync
-            loss = loss_fn(logits, targets)
+            loss = _loss(loss_fn, logits, targets, labels)
         loss_value = loss.item()  # read once: the finite check and the epoch sum
         if not math.isfinite(loss_value):
             raise FloatingPointError(
@@ -149,8 +167,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn=None, device=None) ->
             inputs = inputs.to(device, non_blocking=True)
             targets = labels.to(device, non_blocking=True)
             logits = model(inputs)
-            _check_labels(labels, logits.shape[1])
-            total_loss += loss_fn(logits, targets).item() * len(labels)
+            total_loss += _loss(loss_fn, logits, targets, labels).item() * len(labels)
             correct += (logits.argmax(1) == targets).sum().item()
             seen += len(labels)
     total_loss, correct, seen = distributed.global_sums(loader, total_loss, correct, seen)  # DDP
@@ -270,7 +287,8 @@ def fit(
                 bar,
                 channels_last,
             )
-            val = evaluate(model, val_loader, loss_fn, device) if val_loader is not None else None
+            # no device: the model is already there (moving it again each epoch costs time)
+            val = evaluate(model, val_loader, loss_fn) if val_loader is not None else None
             history.record(
                 train, val, optimizer.param_groups[0]["lr"], time.perf_counter() - started
             )
