@@ -14,14 +14,12 @@ from tlcourse.data import (
     class_weights,
     load_animals,
     load_digits,
-    load_imagefolder,
     load_numpy_pickle,
     load_splits,
     make_loaders,
     sample_photos,
     stratified_split,
     transforms_for,
-    write_imagefolder,
 )
 from tlcourse.device import get_device, make_generator, seed_everything, seed_worker
 from tlcourse.features import extract_features
@@ -34,6 +32,7 @@ from tlcourse.freeze import (
     unfreeze,
 )
 from tlcourse.grading import check
+from tlcourse.imagefolder import ImageFolderDataset, load_imagefolder, to_rgb, write_imagefolder
 from tlcourse.metrics import classification_metrics, roc_auc, sensitivity_specificity
 from tlcourse.models import (
     PretrainedWeightsUnavailable,
@@ -52,6 +51,7 @@ __all__ = [
     "ANIMAL_CLASSES",
     "History",
     "ImageArrayDataset",
+    "ImageFolderDataset",
     "PretrainedWeightsUnavailable",
     "available_models",
     "balanced_sampler",
@@ -90,6 +90,7 @@ __all__ = [
     "show_images",
     "stratified_split",
     "to_displayable",
+    "to_rgb",
     "train_one_epoch",
     "trainable_names",
     "transforms_for",

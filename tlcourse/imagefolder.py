@@ -1,0 +1,208 @@
+"""Your own images on disk: read an ImageFolder tree safely, or write one from arrays.
+
+`load_imagefolder` decodes every file once, so a truncated JPEG or a stray `.DS_Store` is
+reported up front (and skipped), not found in epoch 3; grey, palette, RGBA and 16-bit images
+(X-rays) become RGB. `write_imagefolder` lays out arrays the way `torchvision.datasets.ImageFolder`
+reads them.
+
+Example:
+    >>> folder = write_imagefolder("data", images, labels, classes)
+    >>> train = load_imagefolder(folder, transforms_for("efficientnet_lite0"))
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+
+def write_imagefolder(
+    root: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    split: str = "train",
+) -> Path:
+    """Write images as PNGs in the layout `torchvision.datasets.ImageFolder` reads.
+
+    Result: root/split/<class>/<index>.png. Returns root/split.
+
+    Example:
+        >>> folder = write_imagefolder("data", images, labels, classes, split="train")
+        >>> datasets.ImageFolder(folder).classes
+    """
+    folder = Path(root) / split
+    for label in sorted(
+        set(np.asarray(labels).tolist())
+    ):  # no empty folders: ImageFolder rejects them
+        (folder / classes[label]).mkdir(parents=True, exist_ok=True)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
+            folder / classes[label] / f"{index:05d}.png"
+        )
+    return folder
+
+
+IMAGEFOLDER_LAYOUT = "root/<class>/<image> (e.g. data/train/cat/001.png, data/train/dog/002.jpg)"
+SPLIT_NAMES = {"train", "val", "valid", "validation", "test"}
+MODE_NAMES = {
+    "L": "grey",
+    "LA": "grey+alpha",
+    "P": "palette",
+    "1": "black/white",
+    "I;16": "16-bit grey",
+}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit RGB: grey is repeated, transparency is laid on white.
+
+    16-bit grey (common for X-rays) is scaled by its maximum into 0-255; a plain
+    `convert("RGB")` would clip it to almost all white.
+    """
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        image = Image.fromarray((array * (255 / max(float(array.max()), 1.0))).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        image = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+    return image.convert("RGB")
+
+
+def _check_image(path: Path) -> tuple[str | None, str]:
+    """(PIL mode, "") if the whole file decodes, else (None, why it cannot be used)."""
+    if path.stat().st_size == 0:
+        return None, "empty file (0 bytes)"
+    try:
+        with Image.open(path) as image:
+            image.load()  # a full decode: Image.verify() misses truncated JPEGs
+            return image.mode, ""
+    except UnidentifiedImageError:
+        return None, "not an image PIL can read"
+    except Image.DecompressionBombError as error:
+        return None, f"too large to decode safely ({error})"
+    except (OSError, SyntaxError, ValueError) as error:
+        return None, f"truncated or corrupt image ({error})"
+
+
+class ImageFolderDataset(Dataset):
+    """Checked ImageFolder: items are (transform(RGB PIL image), class index). See load_imagefolder.
+
+    Attributes like torchvision's ImageFolder: classes, class_to_idx, samples [(path, index)],
+    targets; plus skipped [(path, reason)] for files that could not be read.
+    """
+
+    def __init__(self, root: Path, classes: list[str], samples, skipped, transform=None):
+        self.root, self.classes, self.transform = root, classes, transform
+        self.class_to_idx = {name: index for index, name in enumerate(classes)}
+        self.samples, self.skipped = samples, skipped
+        self.imgs = samples  # torchvision's older name
+        self.targets = [target for _, target in samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, target = self.samples[index]
+        with Image.open(path) as image:
+            image = to_rgb(image)
+        return (self.transform(image) if self.transform else image), target
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageFolderDataset({str(self.root)!r}: {len(self)} images, "
+            f"{len(self.classes)} classes, {len(self.skipped)} skipped)"
+        )
+
+
+def load_imagefolder(
+    root: str | Path, transform=None, *, allow_empty: bool = False, verbose: bool = True
+) -> ImageFolderDataset:
+    """Read an ImageFolder tree once, checking every file; unreadable files are skipped and listed.
+
+    Every file under root/<class>/ (sub-folders too; names starting with "." are ignored) is
+    decoded with PIL once, so a bad file fails here, not in epoch 3. Grey, palette, RGBA and 16-bit
+    images become RGB. Non-images, truncated and empty files go to `dataset.skipped` as
+    (path, reason) and the printed summary line says so. A class folder with no readable image is
+    an error (its class index would silently shift); `allow_empty=True` keeps it with a warning.
+
+    Args:
+        root: the folder holding one sub-folder per class.
+        transform: applied to each RGB PIL image, e.g. `transforms_for(model, image_size=96)`
+            (it resizes before cropping, so images smaller than the crop work).
+        allow_empty: keep class folders without readable images (warns) instead of raising.
+        verbose: print the summary line (always printed when files were skipped).
+
+    Example:
+        >>> train = load_imagefolder("chest_xray/train", transforms_for("efficientnet_lite0"))
+        load_imagefolder: 5216 images in 2 classes from chest_xray/train
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(
+            f"image folder {root} does not exist (cwd is {Path.cwd()}): check the path; "
+            f"expected layout {IMAGEFOLDER_LAYOUT}"
+        )
+    if not root.is_dir():
+        raise NotADirectoryError(
+            f"{root} is a file: pass the folder laid out as {IMAGEFOLDER_LAYOUT}"
+        )
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{root} has no class folders: expected layout {IMAGEFOLDER_LAYOUT}")
+    if {name.lower() for name in classes} <= SPLIT_NAMES:
+        raise ValueError(
+            f"{root} holds split folders ({', '.join(classes)}), not classes: pass one split, "
+            f"e.g. {root / classes[0]}, laid out as {IMAGEFOLDER_LAYOUT}"
+        )
+    samples, skipped, modes, empty = [], [], Counter(), []
+    for index, name in enumerate(classes):
+        found = 0
+        for path in sorted((root / name).rglob("*")):
+            if not path.is_file() or any(p.startswith(".") for p in path.relative_to(root).parts):
+                continue
+            mode, reason = _check_image(path)
+            if mode is None:
+                skipped.append((str(path), reason))
+                continue
+            samples.append((str(path), index))
+            modes[mode] += 1
+            found += 1
+        if not found:
+            empty.append(str(root / name))
+    if not samples:
+        raise ValueError(
+            f"no readable images in {root} (class folders: {', '.join(classes)}; "
+            f"{len(skipped)} files skipped): expected layout {IMAGEFOLDER_LAYOUT}"
+        )
+    if empty and not allow_empty:
+        raise ValueError(
+            f"class folder(s) without readable images: {', '.join(empty)}. Add images, remove "
+            "the folder, or pass allow_empty=True to keep the class with no samples"
+        )
+    if empty:
+        warnings.warn(f"class folder(s) without images kept: {', '.join(empty)}", stacklevel=2)
+    dataset = ImageFolderDataset(root, classes, samples, skipped, transform)
+    if verbose or skipped:
+        print(_imagefolder_summary(dataset, modes))
+    return dataset
+
+
+def _imagefolder_summary(dataset: ImageFolderDataset, modes: Counter) -> str:
+    line = f"load_imagefolder: {len(dataset)} images in {len(dataset.classes)} classes"
+    line += f" from {dataset.root}"
+    converted = [f"{n} {MODE_NAMES.get(m, m)}" for m, n in sorted(modes.items()) if m != "RGB"]
+    if converted:
+        line += "; converted to RGB: " + ", ".join(converted)
+    if dataset.skipped:
+        path, reason = dataset.skipped[0]
+        line += (
+            f"; SKIPPED {len(dataset.skipped)} unreadable files (see dataset.skipped), "
+            f"e.g. {path}: {reason}"
+        )
+    return line
