@@ -45,6 +45,19 @@ def agrees(reported: float, measured: float, what: str) -> str:
     return f"{float(reported):.3f} vs {measured:.3f}"
 
 
+def at_least(value: float, floor: float, what: str = "", context: str = "") -> str:
+    """The shown value ('sensitivity 0.934') if `value >= floor`, else NotYet with the floor.
+
+    Example:
+        >>> at_least(0.91, 0.85, "", " on 250 held-out images")
+        '0.910 on 250 held-out images'
+    """
+    shown = f"{what} {value:.3f}".strip() + context
+    if value < floor:
+        raise NotYet(f"{shown}; needs >= {floor:g}")
+    return shown
+
+
 def pretrained_backbone(model: nn.Module, what: str) -> str:
     """The model is Lite0 whose every tensor but the head equals the ImageNet weights."""
     head = get_head(model)[0]

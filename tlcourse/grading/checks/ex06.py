@@ -7,6 +7,7 @@ import torch
 from tlcourse.grading.checks.common import (
     MODULE,
     agrees,
+    at_least,
     pretrained_backbone,
 )
 from tlcourse.grading.data import (
@@ -40,9 +41,7 @@ EX06 = exercise(
 def _ex06_transfer(o: dict) -> str:
     pretrained_backbone(o["transfer_model"], "transfer_model")
     accuracy, n = measured_accuracy(o["transfer_model"], EX06_CLASSES, what="transfer_model")
-    if accuracy < 0.75:
-        raise NotYet(f"{accuracy:.3f} on {n} held-out images")
-    return f"{accuracy:.3f}"
+    return at_least(accuracy, 0.75, "", f" on {n} held-out images")
 
 
 @EX06.check(
@@ -100,6 +99,6 @@ def _ex06_fair(o: dict) -> str:
 def _ex06_claim(o: dict) -> str:
     transfer, _ = measured_accuracy(o["transfer_model"], EX06_CLASSES, what="transfer_model")
     scratch, _ = measured_accuracy(o["scratch_model"], EX06_CLASSES, what="scratch_model")
-    if transfer - scratch < 0.15:
-        raise NotYet(f"transfer {transfer:.3f} vs scratch {scratch:.3f}")
-    return f"transfer {transfer:.3f} vs scratch {scratch:.3f}"
+    return at_least(
+        transfer - scratch, 0.15, "gap", f" (transfer {transfer:.3f}, scratch {scratch:.3f})"
+    )
