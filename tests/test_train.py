@@ -213,3 +213,17 @@ def test_scheduler_and_bf16_autocast_on_cpu(loaders):
     )
     assert history.lr == [0.1, 0.05, 0.025]
     assert max(history.val_accuracy) > 0.8
+
+
+def test_progress_prints_the_first_and_last_epoch_and_throttles_fast_ones(capsys, monkeypatch):
+    def epoch_lines() -> list[str]:
+        tl.seed_everything(0)
+        loaders = blob_loaders()
+        tl.fit(small_net(), loaders["train"], loaders["val"], epochs=5, lr=1e-2, progress=True)
+        out = capsys.readouterr().out.splitlines()
+        return [line.split()[1] for line in out if line.startswith("epoch")]
+
+    monkeypatch.setattr(tl.train, "LINE_SECONDS", 0.0)  # every epoch is due a line
+    assert epoch_lines() == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+    monkeypatch.setattr(tl.train, "LINE_SECONDS", 1e9)  # epochs far faster than the interval
+    assert epoch_lines() == ["1/5", "5/5"]

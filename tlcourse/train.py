@@ -25,6 +25,8 @@ from tlcourse import distributed
 from tlcourse.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from tlcourse.device import get_device, place_model
 
+LINE_SECONDS = 0.5  # fit(progress=True) prints an epoch line at most this often
+
 
 @dataclass
 class History:
@@ -223,7 +225,8 @@ def fit(
         patience: stop after this many epochs without a better validation accuracy.
         restore_best: load the best epoch's weights at the end (by val accuracy, else train loss).
         checkpoint: file written atomically after every epoch; `resume_from` continues from one.
-        progress: one tqdm bar for the whole fit plus a line per epoch; False for silence.
+        progress: one tqdm bar for the whole fit plus a line per epoch (at most one every
+            LINE_SECONDS; the last epoch always: History has them all); False for silence.
 
     Ctrl-C, a NaN loss or CUDA out-of-memory stop the fit cleanly: history and best weights kept.
     Launched by `torchrun --nproc_per_node=N`, the same call trains as N DDP processes
@@ -270,6 +273,7 @@ def fit(
         total=(epochs - start) * len(train_loader), disable=not progress, desc="fit", leave=False
     )
     history.stop_reason = "completed"
+    printed = -math.inf  # when the last epoch line was printed
     try:
         for epoch in range(start + 1, epochs + 1):
             started = time.perf_counter()
@@ -302,8 +306,10 @@ def fit(
                 best_state = {
                     k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
                 }
-            if progress:
+            # a line per epoch, but at most every LINE_SECONDS: 30 fast epochs are not 30 lines
+            if progress and (epoch == epochs or time.perf_counter() - printed >= LINE_SECONDS):
                 tqdm.write(_epoch_line(history, epoch, epochs))
+                printed = time.perf_counter()
             if checkpoint is not None and distributed.is_main():
                 save_checkpoint(
                     checkpoint,
