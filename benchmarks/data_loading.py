@@ -33,7 +33,7 @@ WORKERS = (0, 2)
 
 def run(quick: bool, out: Path) -> Section:
     images = 128 if quick else 384
-    rounds = 2 if quick else 7  # short rounds, many of them: a VM's slow spells last seconds
+    rounds = 2 if quick else 5  # short rounds, many of them: a VM's slow spells last seconds
     device = tl.get_device()
     split = tl.load_splits("animals", {"images": images}, image_size=96, seed=SEED)
     loaders = {

@@ -54,6 +54,20 @@ def test_load_splits_gives_normalised_3_channel_tensors():
     assert not torch.equal(augmented[0][0], augmented[0][0])  # random each time
 
 
+@pytest.mark.parametrize(("size", "model"), [(96, "efficientnet_lite0"), (20, "resnet18")])
+def test_resized_once_splits_yield_the_same_tensors_as_resizing_every_time(size, model):
+    split = tl.load_splits("animals", {"test": 40}, image_size=size, model_or_name=model)["test"]
+    images, labels, classes = tl.load_animals()
+    assert split.images.shape[1:] == (size, size)
+    originals = images[tl.stratified_split(labels, {"test": 40}, seed=0)["test"]]
+    per_epoch = tl.ImageArrayDataset(originals, split.labels, classes, split.transform)
+    for index in range(len(split)):
+        assert torch.equal(split[index][0], per_epoch[index][0])
+    rgb = np.stack([originals[:3]] * 3, axis=-1)  # (3, 28, 28, 3): the colour path
+    assert tl.resize_once(rgb, size).shape == (3, size, size, 3)
+    assert np.array_equal(tl.resize_once(rgb, size)[..., 0], tl.resize_once(originals[:3], size))
+
+
 def test_imagenet_normalisation_for_torchvision_models():
     transform = tl.transforms_for("resnet18", image_size=32)
     white = transform(np.full((40, 40, 3), 255, dtype=np.uint8))
