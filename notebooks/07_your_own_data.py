@@ -63,33 +63,23 @@ print("writing to", DATA)
 images, labels, classes = tl.load_animals()
 split = tl.stratified_split(labels, {"train": 400, "val": 200, "new": 10}, seed=0)
 for name in ("train", "val"):
-    tl.write_imagefolder(
-        DATA / "animals", images[split[name]], labels[split[name]], classes, split=name
-    )
+    tl.write_imagefolder(DATA / "animals", images[split[name]], labels[split[name]], classes, split=name)
 for path in sorted((DATA / "animals" / "train").iterdir())[:3]:
-    print(
-        path.relative_to(DATA),
-        "->",
-        len(list(path.iterdir())),
-        "files, e.g.",
-        next(path.iterdir()).name,
-    )
+    print(path.relative_to(DATA), "->", len(list(path.iterdir())), "files, e.g.", next(path.iterdir()).name)
 
 # %% [markdown]
 # The transform turns each PIL image into the tensor the network expects. Written out for
 # EfficientNet-Lite (inputs scaled to [-1, 1]), then the `tlcourse` one-liner that does the same:
 
 # %%
-transform = v2.Compose(
-    [
-        v2.ToImage(),  # PIL -> uint8 tensor (C, H, W)
-        v2.RGB(),  # grey (1 channel) -> 3 channels
-        v2.Resize(IMAGE_SIZE, antialias=True),
-        v2.CenterCrop(IMAGE_SIZE),
-        v2.ToDtype(torch.float32, scale=True),  # [0, 255] -> [0, 1]
-        v2.Normalize([0.5] * 3, [0.5] * 3),  # -> [-1, 1]
-    ]
-)
+transform = v2.Compose([
+    v2.ToImage(),  # PIL -> uint8 tensor (C, H, W)
+    v2.RGB(),  # grey (1 channel) -> 3 channels
+    v2.Resize(IMAGE_SIZE, antialias=True),
+    v2.CenterCrop(IMAGE_SIZE),
+    v2.ToDtype(torch.float32, scale=True),  # [0, 255] -> [0, 1]
+    v2.Normalize([0.5] * 3, [0.5] * 3),  # -> [-1, 1]
+])
 train_set = datasets.ImageFolder(DATA / "animals" / "train", transform=transform)
 val_set = datasets.ImageFolder(DATA / "animals" / "val", transform=transform)
 print(len(train_set), "training images;", train_set.classes)
@@ -120,22 +110,11 @@ assert val_set.class_to_idx == train_set.class_to_idx
 model = tl.load_pretrained("efficientnet_lite0").to(device)
 tl.freeze(model)
 head = tl.replace_head(model, num_classes=len(train_set.classes))
-features = {
-    name: tl.extract_features(model, DataLoader(ds, batch_size=100))
-    for name, ds in [("train", train_set), ("val", val_set)]
-}
-history = tl.fit(
-    head,
-    DataLoader(features["train"], batch_size=32, shuffle=True, generator=tl.make_generator(0)),
-    DataLoader(features["val"], batch_size=200),
-    epochs=30,
-    lr=1e-3,
-    device=device,
-    progress=False,
-)
-val_accuracy = tl.evaluate(model, DataLoader(val_set, batch_size=100))[
-    "accuracy"
-]  # full model, images
+features = {name: tl.extract_features(model, DataLoader(ds, batch_size=100))
+            for name, ds in [("train", train_set), ("val", val_set)]}
+history = tl.fit(head, DataLoader(features["train"], batch_size=32, shuffle=True, generator=tl.make_generator(0)),
+                 DataLoader(features["val"], batch_size=200), epochs=30, lr=1e-3, device=device, progress=False)
+val_accuracy = tl.evaluate(model, DataLoader(val_set, batch_size=100))["accuracy"]  # full model, images
 print(f"validation accuracy {val_accuracy:.3f} (best epoch {history.best_epoch})")
 assert val_accuracy > 0.75
 
@@ -151,9 +130,7 @@ assert val_accuracy > 0.75
 
 # %%
 messy = DATA / "messy"
-subset = split["train"][
-    np.isin(labels[split["train"]], [classes.index(c) for c in ("Bird", "Cat", "Dog")])
-]
+subset = split["train"][np.isin(labels[split["train"]], [classes.index(c) for c in ("Bird", "Cat", "Dog")])]
 tl.write_imagefolder(DATA, images[subset], labels[subset], classes, split="messy")
 good_png = sorted((messy / "Cat").iterdir())[0].read_bytes()
 (messy / "Cat" / "truncated.png").write_bytes(good_png[: len(good_png) // 2])
@@ -205,14 +182,10 @@ assert len(failures) == 2 and "Unicorn" in plain.classes and len(plain) == good_
 # %%
 with Image.open(messy / "Bird" / "transparent.png") as rgba_image:
     plain_rgb, course_rgb = rgba_image.convert("RGB"), to_rgb(rgba_image)
-print(
-    "corner pixel: convert('RGB')", plain_rgb.getpixel((0, 0)), "| tl:", course_rgb.getpixel((0, 0))
-)
+print("corner pixel: convert('RGB')", plain_rgb.getpixel((0, 0)), "| tl:", course_rgb.getpixel((0, 0)))
 assert plain_rgb.getpixel((0, 0)) == (0, 0, 0) and course_rgb.getpixel((0, 0)) == (255, 255, 255)
 figure = Figure(figsize=(5, 2), layout="constrained")
-for ax, (title, picture) in zip(
-    figure.subplots(1, 2), [("convert('RGB')", plain_rgb), ("tlcourse to_rgb", course_rgb)]
-):
+for ax, (title, picture) in zip(figure.subplots(1, 2), [("convert('RGB')", plain_rgb), ("tlcourse to_rgb", course_rgb)]):
     ax.imshow(picture)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
@@ -235,18 +208,12 @@ except ValueError as error:
 
 # %%
 checked = tl.load_imagefolder(messy, transform=library)
-skipped = pd.DataFrame(
-    [(Path(p).relative_to(messy), why) for p, why in checked.skipped], columns=["file", "reason"]
-)
+skipped = pd.DataFrame([(Path(p).relative_to(messy), why) for p, why in checked.skipped], columns=["file", "reason"])
 skipped
 
 # %%
 assert len(checked) == good_files and len(checked.skipped) == 3
-assert {str(path) for path in skipped["file"]} == {
-    "Cat/truncated.png",
-    "Dog/download.jpg",
-    "Dog/notes.txt",
-}
+assert {str(path) for path in skipped["file"]} == {"Cat/truncated.png", "Dog/download.jpg", "Dog/notes.txt"}
 assert checked.classes == ["Bird", "Cat", "Dog"]
 batch = next(iter(DataLoader(checked, batch_size=len(checked))))  # every listed file really loads
 assert batch[0].shape == (good_files, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -258,16 +225,9 @@ assert batch[0].shape == (good_files, 3, IMAGE_SIZE, IMAGE_SIZE)
 # (numbers and strings), not the transform object.
 
 # %%
-settings = {
-    "model_name": "efficientnet_lite0",
-    "image_size": IMAGE_SIZE,
-    "mean": [0.5] * 3,
-    "std": [0.5] * 3,
-}
-torch.save(
-    {"model": model.state_dict(), "classes": train_set.classes, "transform": settings},
-    DATA / "animals_raw.pt",
-)
+settings = {"model_name": "efficientnet_lite0", "image_size": IMAGE_SIZE, "mean": [0.5] * 3, "std": [0.5] * 3}
+torch.save({"model": model.state_dict(), "classes": train_set.classes, "transform": settings},
+           DATA / "animals_raw.pt")
 loaded = torch.load(DATA / "animals_raw.pt", map_location="cpu", weights_only=True)
 print(sorted(loaded), loaded["classes"][:3], loaded["transform"])
 
@@ -340,15 +300,8 @@ for f, (name, probability) in zip(files, answers):
     print(f"{f.name}: {name} ({probability:.0%})")
 predicted = [restored_classes.index(name) for name, _ in answers]
 new_images = np.repeat(images[split["new"]][..., None], 3, axis=-1)  # (10, 28, 28, 3) for display
-tl.show_images(
-    new_images,
-    labels[split["new"]],
-    classes,
-    predictions=predicted,
-    probabilities=[p for _, p in answers],
-    columns=10,
-    title="new files: prediction and probability",
-)
+tl.show_images(new_images, labels[split["new"]], classes, predictions=predicted,
+               probabilities=[p for _, p in answers], columns=10, title="new files: prediction and probability")
 
 # %%
 correct = np.mean(np.array(predicted) == labels[split["new"]])
@@ -367,7 +320,6 @@ print(f"{correct:.0%} of the new images classified correctly")
 # "PNEUMONIA" dog silhouettes — chosen because they are hard to tell apart. The pipeline is real;
 # only the images are stand-ins, and every output below says which data it used.
 
-
 # %%
 def make_xray_standin(root: Path) -> Path:
     """train/ and test/ with NORMAL (horses) : PNEUMONIA (dogs) = 1 : 3, like the real dataset."""
@@ -376,22 +328,12 @@ def make_xray_standin(root: Path) -> Path:
     horses = rng.permutation(np.flatnonzero(labels == horse))
     dogs = rng.permutation(np.flatnonzero(labels == dog))
     for name, (n_normal, n_pneumonia, start_normal, start_pneumonia) in {
-        "train": (100, 300, 0, 0),
-        "test": (100, 300, 100, 300),
+        "train": (100, 300, 0, 0), "test": (100, 300, 100, 300)
     }.items():
-        index = np.concatenate(
-            [
-                horses[start_normal : start_normal + n_normal],
-                dogs[start_pneumonia : start_pneumonia + n_pneumonia],
-            ]
-        )
-        tl.write_imagefolder(
-            root,
-            images[index],
-            (labels[index] == dog).astype(int),
-            ["NORMAL", "PNEUMONIA"],
-            split=name,
-        )
+        index = np.concatenate([horses[start_normal:start_normal + n_normal],
+                                dogs[start_pneumonia:start_pneumonia + n_pneumonia]])
+        tl.write_imagefolder(root, images[index], (labels[index] == dog).astype(int),
+                             ["NORMAL", "PNEUMONIA"], split=name)
     return root
 
 
@@ -412,7 +354,6 @@ if STANDIN:
 # out of the training images (stratified) to choose the decision threshold; the test set is
 # touched once, at the end.
 
-
 # %%
 def load_xray(root: Path, image_size: int = IMAGE_SIZE):
     transform = tl.transforms_for("efficientnet_lite0", image_size=image_size)
@@ -420,23 +361,17 @@ def load_xray(root: Path, image_size: int = IMAGE_SIZE):
     test = tl.load_imagefolder(root / "test", transform)
     for dataset in (train, test):
         if dataset.classes != ["NORMAL", "PNEUMONIA"]:
-            raise ValueError(
-                f"{dataset.root}: expected class folders NORMAL and PNEUMONIA, "
-                f"found {dataset.classes}"
-            )
+            raise ValueError(f"{dataset.root}: expected class folders NORMAL and PNEUMONIA, "
+                             f"found {dataset.classes}")
     targets = np.array(train.targets)
-    parts = tl.stratified_split(
-        targets, {"train": len(targets) - len(targets) // 5, "val": len(targets) // 5}
-    )
+    parts = tl.stratified_split(targets, {"train": len(targets) - len(targets) // 5, "val": len(targets) // 5})
     return Subset(train, parts["train"]), Subset(train, parts["val"]), test
 
 
 xray_train, xray_val, xray_test = load_xray(xray_root)
 PNEUMONIA = 1
-print(
-    f"{DATA_NAME}: train {len(xray_train)}, val {len(xray_val)}, test {len(xray_test)}; "
-    f"pneumonia share in test {np.mean(xray_test.targets):.0%}"
-)
+print(f"{DATA_NAME}: train {len(xray_train)}, val {len(xray_val)}, test {len(xray_test)}; "
+      f"pneumonia share in test {np.mean(xray_test.targets):.0%}")
 
 # %% [markdown]
 # Same recipe as before: frozen pretrained backbone, cached features, a 2-class head. The classes
@@ -446,29 +381,14 @@ print(
 xray_model = tl.load_pretrained("efficientnet_lite0").to(device)
 tl.freeze(xray_model, verbose=False)
 xray_head = tl.replace_head(xray_model, num_classes=2)
-xray_features = {
-    name: tl.extract_features(xray_model, DataLoader(ds, batch_size=100))
-    for name, ds in [("train", xray_train), ("val", xray_val), ("test", xray_test)]
-}
+xray_features = {name: tl.extract_features(xray_model, DataLoader(ds, batch_size=100))
+                 for name, ds in [("train", xray_train), ("val", xray_val), ("test", xray_test)]}
 train_targets = xray_features["train"].tensors[1]
-tl.fit(
-    xray_head,
-    DataLoader(xray_features["train"], batch_size=32, shuffle=True, generator=tl.make_generator(0)),
-    DataLoader(xray_features["val"], batch_size=256),
-    epochs=30,
-    lr=1e-3,
-    device=device,
-    progress=False,
-    loss_fn=torch.nn.CrossEntropyLoss(weight=tl.class_weights(train_targets).to(device)),
-)
-val_y, val_p = (
-    xray_features["val"].tensors[1].numpy(),
-    tl.predict(xray_head, xray_features["val"].tensors[0])[:, 1].numpy(),
-)
-test_y, test_probabilities = (
-    xray_features["test"].tensors[1].numpy(),
-    tl.predict(xray_head, xray_features["test"].tensors[0]),
-)
+tl.fit(xray_head, DataLoader(xray_features["train"], batch_size=32, shuffle=True, generator=tl.make_generator(0)),
+       DataLoader(xray_features["val"], batch_size=256), epochs=30, lr=1e-3, device=device, progress=False,
+       loss_fn=torch.nn.CrossEntropyLoss(weight=tl.class_weights(train_targets).to(device)))
+val_y, val_p = xray_features["val"].tensors[1].numpy(), tl.predict(xray_head, xray_features["val"].tensors[0])[:, 1].numpy()
+test_y, test_probabilities = xray_features["test"].tensors[1].numpy(), tl.predict(xray_head, xray_features["test"].tensors[0])
 test_p = test_probabilities[:, PNEUMONIA].numpy()
 
 # %% [markdown]
@@ -481,15 +401,11 @@ test_p = test_probabilities[:, PNEUMONIA].numpy()
 report = tl.classification_metrics(test_y, test_probabilities, ["NORMAL", "PNEUMONIA"])
 sens_default, spec_default = tl.sensitivity_specificity(test_y, test_p > 0.5, positive=PNEUMONIA)
 val_fpr, val_tpr, val_thresholds = roc_curve(val_y, val_p)
-threshold = float(
-    val_thresholds[np.argmax(val_tpr >= 0.95)]
-)  # first (highest) threshold reaching 95 %
+threshold = float(val_thresholds[np.argmax(val_tpr >= 0.95)])  # first (highest) threshold reaching 95 %
 sens_tuned, spec_tuned = tl.sensitivity_specificity(test_y, test_p >= threshold, positive=PNEUMONIA)
 print(f"[{DATA_NAME}] test accuracy {report['accuracy']:.3f}, ROC-AUC {report['roc_auc']:.3f}")
 print(f"threshold 0.50: sensitivity {sens_default:.3f}, specificity {spec_default:.3f}")
-print(
-    f"threshold {threshold:.2f} (chosen on validation): sensitivity {sens_tuned:.3f}, specificity {spec_tuned:.3f}"
-)
+print(f"threshold {threshold:.2f} (chosen on validation): sensitivity {sens_tuned:.3f}, specificity {spec_tuned:.3f}")
 
 # %%
 fpr, tpr, _ = roc_curve(test_y, test_p)
@@ -499,18 +415,13 @@ ax.plot(fpr, tpr, label=f"ROC (AUC {report['roc_auc']:.3f})")
 ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
 ax.plot(1 - spec_default, sens_default, "o", label="threshold 0.50")
 ax.plot(1 - spec_tuned, sens_tuned, "s", label=f"threshold {threshold:.2f} (from validation)")
-ax.set(
-    xlabel="1 - specificity (healthy patients flagged)",
-    ylabel="sensitivity (pneumonia found)",
-    title=f"test set: {DATA_NAME}",
-)
+ax.set(xlabel="1 - specificity (healthy patients flagged)", ylabel="sensitivity (pneumonia found)",
+       title=f"test set: {DATA_NAME}")
 ax.legend(loc="lower right", fontsize=8)
 figure
 
 # %%
-tl.plot_confusion_matrix(
-    report["confusion_matrix"], ["NORMAL", "PNEUMONIA"], title=f"threshold 0.5 — {DATA_NAME}"
-)
+tl.plot_confusion_matrix(report["confusion_matrix"], ["NORMAL", "PNEUMONIA"], title=f"threshold 0.5 — {DATA_NAME}")
 
 # %%
 assert report["roc_auc"] > 0.8
