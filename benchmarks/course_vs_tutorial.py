@@ -31,7 +31,7 @@ from benchmarks.common import (
 
 TARGET = 0.90
 SPEEDUP_GOAL = 10.0
-CAP_MARGIN = 1.25
+CAP_MARGIN = 1.1
 
 
 def _until(batches, deadline: float):

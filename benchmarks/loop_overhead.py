@@ -184,7 +184,7 @@ def run(quick: bool, out: Path) -> Section:
         ],
     )
     rounds = {
-        "tail (features.7 -> head)": 2 if quick else 7,
+        "tail (features.7 -> head)": 2 if quick else 5,
         "linear head (1280-d)": 3 if quick else 25,
     }
     rows, medians = [], {}
