@@ -80,6 +80,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of numerator[r] / denominator[r]: each ratio compares two runs made
+    seconds apart in the same round, so a slow spell of a shared machine cancels out instead of
+    landing on one variant's median."""
+    return median([a / b for a, b in zip(numerator, denominator, strict=True)])
+
+
 def interleaved(
     variants: dict[str, Callable[[], float]], rounds: int, warmup: bool = True
 ) -> dict[str, list[float]]:

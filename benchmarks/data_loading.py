@@ -22,6 +22,7 @@ from benchmarks.common import (
     at_least,
     interleaved,
     median,
+    paired_ratio,
     pretrained_lite0,
     save_figure,
     stopwatch,
@@ -65,7 +66,8 @@ def run(quick: bool, out: Path) -> Section:
     for workers in WORKERS:
         variants[f"loader only, num_workers={workers}"] = through(workers, False)
         variants[f"loader + model, num_workers={workers}"] = through(workers, True)
-    seconds = {name: median(values) for name, values in interleaved(variants, rounds).items()}
+    times = interleaved(variants, rounds)
+    seconds = {name: median(values) for name, values in times.items()}
     speed = {name: images / value for name, value in seconds.items()}  # images per second
     model_speed = speed["model only (batches in memory)"]
 
@@ -76,11 +78,16 @@ def run(quick: bool, out: Path) -> Section:
             f"{images} animal silhouettes at 96 px, batch 64, `tl.make_loaders` (course "
             "settings), EfficientNet-Lite0 forward under inference_mode. 'Model only' runs on "
             "batches decoded beforehand; 'loader only' iterates the loader without the model. "
-            f"Variants interleaved, {rounds} rounds, medians; workers started before timing.",
+            f"Variants interleaved, {rounds} rounds, medians; a share is the median over rounds "
+            "of model-only / loader+model seconds within each round (paired); workers started "
+            "before timing.",
         ],
     )
     for workers in WORKERS:
-        share = speed[f"loader + model, num_workers={workers}"] / model_speed
+        # paired per round: model-only seconds / loader+model seconds = the speed share
+        share = paired_ratio(
+            times["model only (batches in memory)"], times[f"loader + model, num_workers={workers}"]
+        )
         section.goals.append(
             Goal(
                 f"loader + model speed / model-only speed, num_workers={workers}",
@@ -111,7 +118,7 @@ def run(quick: bool, out: Path) -> Section:
         finally:
             torch.set_num_threads(threads)
         spare_speed = {name: images / median(values) for name, values in spare.items()}
-        spare_share = spare_speed["loader + model"] / spare_speed["model only"]
+        spare_share = paired_ratio(spare["model only"], spare["loader + model"])
         section.notes.append(
             f"{os.cpu_count()} cores and {threads} torch threads: loader workers have no spare "
             "core and take CPU time from the model's threads (plus inter-process copies). "
