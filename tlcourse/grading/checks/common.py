@@ -49,10 +49,10 @@ def at_least(value: float, floor: float, what: str = "", context: str = "") -> s
     """The shown value ('sensitivity 0.934') if `value >= floor`, else NotYet with the floor.
 
     Example:
-        >>> at_least(0.91, 0.85, "", " on 250 held-out images")
+        >>> at_least(0.91, 0.85, context="on 250 held-out images")
         '0.910 on 250 held-out images'
     """
-    shown = f"{what} {value:.3f}".strip() + context
+    shown = " ".join(part for part in (what, f"{value:.3f}", context) if part)
     if value < floor:
         raise NotYet(f"{shown}; needs >= {floor:g}")
     return shown

@@ -85,7 +85,7 @@ def _ex03_backbone(o: dict) -> str:
 def _ex03_accuracy(o: dict) -> str:
     classes = class_order(o["class_names"], EX03_CLASSES)
     accuracy, n = measured_accuracy(o["model"], classes)
-    return at_least(accuracy, 0.85, "", f" on {n} held-out images (an untrained head gets ~0.2)")
+    return at_least(accuracy, 0.85, context=f"on {n} held-out images (an untrained head gets ~0.2)")
 
 
 @EX03.check(

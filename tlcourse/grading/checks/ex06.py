@@ -41,7 +41,7 @@ EX06 = exercise(
 def _ex06_transfer(o: dict) -> str:
     pretrained_backbone(o["transfer_model"], "transfer_model")
     accuracy, n = measured_accuracy(o["transfer_model"], EX06_CLASSES, what="transfer_model")
-    return at_least(accuracy, 0.75, "", f" on {n} held-out images")
+    return at_least(accuracy, 0.75, context=f"on {n} held-out images")
 
 
 @EX06.check(
@@ -100,5 +100,5 @@ def _ex06_claim(o: dict) -> str:
     transfer, _ = measured_accuracy(o["transfer_model"], EX06_CLASSES, what="transfer_model")
     scratch, _ = measured_accuracy(o["scratch_model"], EX06_CLASSES, what="scratch_model")
     return at_least(
-        transfer - scratch, 0.15, "gap", f" (transfer {transfer:.3f}, scratch {scratch:.3f})"
+        transfer - scratch, 0.15, "gap", f"(transfer {transfer:.3f}, scratch {scratch:.3f})"
     )

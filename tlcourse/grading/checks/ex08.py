@@ -80,7 +80,7 @@ def _ex08_accuracy(o: dict) -> str:
     model, classes, size = _reload(o["checkpoint_path"])
     inputs, labels = heldout_batch(classes, per_class=50, image_size=size)
     accuracy = float((model_outputs(model, inputs).argmax(1) == labels).float().mean())
-    return at_least(accuracy, 0.85, "", f" on {len(labels)} held-out images")
+    return at_least(accuracy, 0.85, context=f"on {len(labels)} held-out images")
 
 
 @EX08.check(
