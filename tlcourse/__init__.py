@@ -43,7 +43,14 @@ from tlcourse.models import (
     replace_head,
     weights_file,
 )
-from tlcourse.plots import plot_confusion_matrix, plot_history, show_images, to_displayable
+from tlcourse.plots import (
+    plot_confusion_matrix,
+    plot_history,
+    plot_top_losses,
+    show_images,
+    to_displayable,
+    top_losses,
+)
 from tlcourse.train import History, evaluate, fit, predict, train_one_epoch
 
 __version__ = "0.1.0"
@@ -80,6 +87,7 @@ __all__ = [
     "param_groups",
     "plot_confusion_matrix",
     "plot_history",
+    "plot_top_losses",
     "predict",
     "replace_head",
     "resize_once",
@@ -92,6 +100,7 @@ __all__ = [
     "show_images",
     "stratified_split",
     "to_displayable",
+    "top_losses",
     "to_rgb",
     "train_one_epoch",
     "trainable_names",

@@ -108,3 +108,71 @@ def show_images(
     if title:
         figure.suptitle(title)
     return figure
+
+
+def top_losses(probabilities, labels, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices and losses of the `k` samples the model got most wrong (highest cross-entropy).
+
+    Args:
+        probabilities: (N, num_classes) from `predict`; labels: (N,) true class indices.
+
+    Example:
+        >>> indices, losses = top_losses(predict(model, loader), labels, k=8)
+    """
+    probabilities = torch.as_tensor(probabilities, dtype=torch.float32)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if probabilities.ndim != 2 or len(probabilities) != len(labels):
+        raise ValueError(
+            f"top_losses: probabilities {tuple(probabilities.shape)} need shape (N, num_classes) "
+            f"with N = len(labels) = {len(labels)}"
+        )
+    # loss of one sample = -log(probability given to its true class), clamped: log(0) = -inf
+    losses = -probabilities[torch.arange(len(labels)), labels].clamp_min(1e-12).log()
+    losses, indices = losses.topk(min(k, len(labels)))
+    return indices, losses
+
+
+def plot_top_losses(
+    dataset,
+    probabilities,
+    class_names: list[str] | None = None,
+    k: int = 8,
+    columns: int = 4,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+) -> Figure:
+    """The `k` test images with the highest loss: true class, prediction, its probability, loss.
+
+    Like fastai's `plot_top_losses`: look at the mistakes before tuning anything; they show
+    label noise, confusable classes and what the model never learned.
+
+    Args:
+        dataset: indexable, `dataset[i]` = (normalised image (3, H, W), label), in the same
+            order as `probabilities` (a loader with `shuffle=False` over it gives that order).
+        probabilities: (N, num_classes) from `predict`.
+        mean, std: the normalisation to undo for display (Lite0: 0.5; ImageNet models differ).
+
+    Example:
+        >>> plot_top_losses(splits["test"], predict(model, loaders["test"]), classes)
+    """
+    labels = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
+    indices, losses = top_losses(probabilities, labels, k)
+    probabilities = torch.as_tensor(probabilities, dtype=torch.float32)[indices]
+    images = to_displayable(torch.stack([dataset[int(i)][0] for i in indices]), mean, std)
+    name = (lambda i: class_names[int(i)]) if class_names else (lambda i: str(int(i)))
+    count = len(indices)
+    rows = math.ceil(count / columns)
+    figure = Figure(figsize=(2.2 * min(columns, count), 2.3 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, min(columns, count))).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, index, loss, probs in zip(axes, images, indices, losses, probabilities):
+        predicted, true = int(probs.argmax()), int(labels[index])
+        ax.imshow(image)
+        ax.set_title(
+            f"true {name(true)}\npred {name(predicted)} {probs[predicted]:.2f}\nloss {loss:.2f}",
+            fontsize=8,
+            color="green" if predicted == true else "red",
+        )
+    figure.suptitle(f"top {count} losses: the test images the model got most wrong")
+    return figure
