@@ -92,3 +92,16 @@ def test_param_groups_partition_trainable_params(resnet18):
     assert len(tl.param_groups(resnet18, {"fc": 1e-3}, default_lr=1e-5)[1]["params"]) == 15
     with pytest.raises(ValueError, match="layer1.*match no trainable parameter"):
         tl.param_groups(resnet18, {"fc": 1e-3, "layer4": 1e-4, "layer1": 1e-5})
+
+
+def test_unfreeze_reminds_of_the_batchnorm_policy_and_freeze_batchnorm_is_idempotent(
+    resnet18, capsys
+):
+    tl.freeze(resnet18, verbose=False)
+    tl.unfreeze(resnet18, "layer4", "fc")
+    # layer4: 2 blocks x 2 BN + the downsample BN of layer4.0
+    assert "5 BatchNorm layers are trainable" in capsys.readouterr().out
+    assert len(tl.freeze_batchnorm(resnet18)) == 20
+    assert tl.freeze_batchnorm(resnet18) == []  # no second hook on the same layers
+    tl.unfreeze(resnet18, "fc")
+    assert "BatchNorm" not in capsys.readouterr().out

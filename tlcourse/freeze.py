@@ -72,9 +72,12 @@ def unfreeze(model: nn.Module, *patterns: str, verbose: bool = True) -> nn.Modul
     """Make parameters under the named modules trainable (all of them if no pattern is given).
 
     A pattern that matches no parameter raises ValueError listing the model's top-level modules.
+    The course's BatchNorm policy (measured in lesson 03): pretrained BatchNorm layers stay in
+    eval mode with frozen weights, in thawed blocks too, so call `freeze_batchnorm(model)` next;
+    with `verbose`, unfreeze reminds you when it thawed BatchNorm weights.
 
     Example:
-        >>> unfreeze(model, "layer4", "fc")
+        >>> unfreeze(model, "layer4", "fc"); freeze_batchnorm(model)
     """
     named = list(_require_module(model, "unfreeze").named_parameters())
     for pattern in patterns:
@@ -85,7 +88,15 @@ def unfreeze(model: nn.Module, *patterns: str, verbose: bool = True) -> nn.Modul
     for name, param in named:
         if not patterns or any(matches(name, p) for p in patterns):
             param.requires_grad = True
-    return _report(model, verbose)
+    _report(model, verbose)
+    thawed = [m for m in model.modules() if _is_batchnorm(m) and m.weight is not None]
+    thawed = [m for m in thawed if m.weight.requires_grad and not _kept_in_eval(m)]
+    if verbose and thawed:
+        print(
+            f"note: {len(thawed)} BatchNorm layers are trainable and will update their running "
+            "statistics in model.train(); the course keeps them frozen: tl.freeze_batchnorm(model)"
+        )
+    return model
 
 
 def _hint(model: nn.Module, pattern: str) -> str:
@@ -100,20 +111,30 @@ def _keep_eval(module: nn.Module, args: tuple) -> None:
     module.eval()  # runs before every forward: model.train() cannot switch this layer back
 
 
+def _is_batchnorm(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.batchnorm._BatchNorm)
+
+
+def _kept_in_eval(module: nn.Module) -> bool:
+    return _keep_eval in module._forward_pre_hooks.values()
+
+
 def freeze_batchnorm(model: nn.Module) -> list[RemovableHandle]:
     """Keep every BatchNorm layer in eval mode (running stats fixed) and its weights frozen.
 
     Why: in `model.train()` a BatchNorm layer overwrites its ImageNet running mean/var with
-    statistics of your batches even when its weights are frozen. Returns hook handles
-    (call `.remove()` on each to undo).
+    statistics of your batches even when its weights are frozen. The course applies this to
+    thawed blocks too (lesson 03 measures it: small batches of new data give noisy statistics).
+    Calling it again adds no second hook. Returns the new hook handles (`.remove()` undoes).
     """
     handles = []
     for module in _require_module(model, "freeze_batchnorm").modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if _is_batchnorm(module):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
-            handles.append(module.register_forward_pre_hook(_keep_eval))
+            if not _kept_in_eval(module):
+                handles.append(module.register_forward_pre_hook(_keep_eval))
     return handles
 
 
