@@ -23,7 +23,7 @@ from tlcourse.checkpoint import save_checkpoint
 from tlcourse.data import load_splits, make_loaders
 from tlcourse.device import get_device, make_generator, seed_everything
 from tlcourse.features import extract_features
-from tlcourse.freeze import count_params, freeze, param_groups, unfreeze
+from tlcourse.freeze import count_params, freeze, freeze_batchnorm, param_groups, unfreeze
 from tlcourse.models import load_pretrained, replace_head
 from tlcourse.plots import plot_history, show_images, to_displayable
 from tlcourse.train import evaluate, fit, predict
@@ -108,6 +108,7 @@ def run_demo(
     record(f"train head on cached features ({head_epochs} epochs)", model, head_accuracy)
 
     unfreeze(model, f"features.{CUT}", f"features.{CUT + 1}", verbose=False)
+    freeze_batchnorm(model)  # the course's BatchNorm policy: ImageNet statistics stay (lesson 03)
     optimizer = torch.optim.Adam(param_groups(model, {"classifier": 1e-3, "features": 1e-4}))
     tune_history = fit(
         tail,
