@@ -25,7 +25,7 @@
 # - save a trained model with its class names and transform settings, load it back safely with
 #   `torch.load(weights_only=True)`, and classify single new images (class + probability);
 # - run the same pipeline on chest X-rays (normal vs pneumonia) and judge it the way a clinician
-#   would: sensitivity, specificity, the ROC curve.
+#   would: sensitivity, specificity, the ROC curve — and look at the model's worst mistakes.
 
 # %%
 # %matplotlib inline
@@ -116,7 +116,7 @@ history = tl.fit(head, DataLoader(features["train"], batch_size=32, shuffle=True
                  DataLoader(features["val"], batch_size=200), epochs=30, lr=1e-3, device=device, progress=False)
 val_accuracy = tl.evaluate(model, DataLoader(val_set, batch_size=100))["accuracy"]  # full model, images
 print(f"validation accuracy {val_accuracy:.3f} (best epoch {history.best_epoch})")
-assert val_accuracy > 0.75
+assert val_accuracy > 0.75  # 6 training runs: 0.860-0.875 (spread 0.015); floor 0.75
 
 # %% [markdown]
 # ## 2. Missing and corrupt data
@@ -305,24 +305,34 @@ tl.show_images(new_images, labels[split["new"]], classes, predictions=predicted,
 
 # %%
 correct = np.mean(np.array(predicted) == labels[split["new"]])
-assert all(0.1 < p <= 1.0 for _, p in answers) and correct >= 0.5
+assert all(name in restored_classes and 0 < p <= 1 for name, p in answers)  # (class, probability)
+assert correct >= 0.5  # 6 training runs: 9 or 10 of 10 right (spread 0.1); floor 5 of 10
 print(f"{correct:.0%} of the new images classified correctly")
 
 # %% [markdown]
 # ## 5. Case study: pneumonia on chest X-rays
 # The syllabus' advanced exercise. The public *"Chest X-Ray Images (Pneumonia)"* dataset (Kermany
-# et al., 2018; paediatric chest X-rays) comes as `chest_xray/train/{NORMAL,PNEUMONIA}` and
-# `chest_xray/test/{NORMAL,PNEUMONIA}`, with about three pneumonia images for every normal one.
+# et al., 2018; paediatric chest X-rays; the Kaggle version) comes as
+# `chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}`, and its splits are not equally skewed:
+#
+# | real split | NORMAL | PNEUMONIA | pneumonia share |
+# |---|---|---|---|
+# | train | 1,341 | 3,875 | 74 % (about 1 : 2.9) |
+# | val | 8 | 8 | 50 % |
+# | test | 234 | 390 | 62.5 % |
+#
 # Point `TLCOURSE_XRAY_DIR` at that `chest_xray` folder and this section runs on the real images.
 #
-# This machine has no internet, so without it we build an **offline stand-in with the same
-# layout and the same 1:3 imbalance**. It is *not* medical data: "NORMAL" are horse silhouettes,
-# "PNEUMONIA" dog silhouettes — chosen because they are hard to tell apart. The pipeline is real;
-# only the images are stand-ins, and every output below says which data it used.
+# This machine has no internet, so without it we build an **offline stand-in from animal
+# silhouettes** in the same folder layout: "NORMAL" are horse silhouettes, "PNEUMONIA" dog
+# silhouettes — chosen because they are hard to tell apart. It is *not* medical data. Its
+# ratio is our choice: 1 : 3 in both of its splits, imitating the real *train* split's
+# imbalance (the real test split is less skewed). The pipeline is real; only the images are
+# stand-ins, and every output below says which data it used.
 
 # %%
 def make_xray_standin(root: Path) -> Path:
-    """train/ and test/ with NORMAL (horses) : PNEUMONIA (dogs) = 1 : 3, like the real dataset."""
+    """train/ and test/ with NORMAL (horses) : PNEUMONIA (dogs) = 100 : 300 each (a chosen 1 : 3)."""
     horse, dog = classes.index("Horse"), classes.index("Dog")
     rng = np.random.default_rng(0)
     horses = rng.permutation(np.flatnonzero(labels == horse))
@@ -344,8 +354,8 @@ DATA_NAME = "STAND-IN (silhouettes, NOT X-rays)" if STANDIN else f"chest X-rays 
 if STANDIN:
     print("!" * 78)
     print("STAND-IN DATA: TLCOURSE_XRAY_DIR is not set, so NORMAL = horse silhouettes and")
-    print("PNEUMONIA = dog silhouettes (1:3). Nothing below is a medical result. To use the real")
-    print("dataset: export TLCOURSE_XRAY_DIR=/path/to/chest_xray (with train/ and test/).")
+    print("PNEUMONIA = dog silhouettes (1:3, our choice). Nothing below is a medical result. To use")
+    print("the real dataset: export TLCOURSE_XRAY_DIR=/path/to/chest_xray (with train/ and test/).")
     print("!" * 78)
 
 # %% [markdown]
@@ -370,8 +380,14 @@ def load_xray(root: Path, image_size: int = IMAGE_SIZE):
 
 xray_train, xray_val, xray_test = load_xray(xray_root)
 PNEUMONIA = 1
-print(f"{DATA_NAME}: train {len(xray_train)}, val {len(xray_val)}, test {len(xray_test)}; "
-      f"pneumonia share in test {np.mean(xray_test.targets):.0%}")
+counts = {name: np.bincount(dataset.targets, minlength=2) for name, dataset in
+          [("train/", xray_train.dataset), ("test/", xray_test)]}  # (NORMAL, PNEUMONIA) per folder
+print(f"{DATA_NAME}: train {len(xray_train)}, val {len(xray_val)}, test {len(xray_test)}")
+for name, (normal, pneumonia) in counts.items():
+    print(f"  {name:<7} NORMAL : PNEUMONIA = {normal} : {pneumonia} (1 : {pneumonia / normal:.1f}), "
+          f"{pneumonia / (normal + pneumonia):.1%} pneumonia")
+if STANDIN:  # the ratio we chose for the stand-in, in both folders
+    assert counts["train/"].tolist() == counts["test/"].tolist() == [100, 300]
 
 # %% [markdown]
 # Same recipe as before: frozen pretrained backbone, cached features, a 2-class head. The classes
@@ -396,6 +412,7 @@ test_p = test_probabilities[:, PNEUMONIA].numpy()
 # **Specificity** = the share of healthy patients it clears. The default rule "pneumonia if
 # p > 0.5" is arbitrary; a screening test wants high sensitivity. So we choose the threshold on
 # the *validation* set: the highest one that still catches 95 % of the pneumonia cases there.
+# Then the test set is used once, to report.
 
 # %%
 report = tl.classification_metrics(test_y, test_probabilities, ["NORMAL", "PNEUMONIA"])
@@ -403,7 +420,9 @@ sens_default, spec_default = tl.sensitivity_specificity(test_y, test_p > 0.5, po
 val_fpr, val_tpr, val_thresholds = roc_curve(val_y, val_p)
 threshold = float(val_thresholds[np.argmax(val_tpr >= 0.95)])  # first (highest) threshold reaching 95 %
 sens_tuned, spec_tuned = tl.sensitivity_specificity(test_y, test_p >= threshold, positive=PNEUMONIA)
-print(f"[{DATA_NAME}] test accuracy {report['accuracy']:.3f}, ROC-AUC {report['roc_auc']:.3f}")
+pneumonia_share = float(np.mean(test_y == PNEUMONIA))  # the accuracy of "always pneumonia"
+print(f"[{DATA_NAME}] test accuracy {report['accuracy']:.3f}, ROC-AUC {report['roc_auc']:.3f}; "
+      f"'always pneumonia' would score {pneumonia_share:.3f}")
 print(f"threshold 0.50: sensitivity {sens_default:.3f}, specificity {spec_default:.3f}")
 print(f"threshold {threshold:.2f} (chosen on validation): sensitivity {sens_tuned:.3f}, specificity {spec_tuned:.3f}")
 
@@ -424,28 +443,84 @@ figure
 tl.plot_confusion_matrix(report["confusion_matrix"], ["NORMAL", "PNEUMONIA"], title=f"threshold 0.5 — {DATA_NAME}")
 
 # %%
-assert report["roc_auc"] > 0.8
-if threshold <= 0.5:  # a lower threshold flags more images: sensitivity up, specificity down
-    assert sens_tuned >= sens_default and spec_tuned <= spec_default
-assert sens_tuned >= 0.85  # chosen for 95 % on validation; the test set lands close
-if STANDIN:
-    assert threshold < 0.5 and sens_tuned > sens_default  # the observations below rely on these
-    assert report["accuracy"] > 0.75 and spec_tuned < 0.95  # the stand-in is not trivially easy
+# Stand-in, 11 training runs: ROC-AUC 0.977-0.985 (spread 0.008); chosen threshold 0.29-0.56;
+# test sensitivity at it 0.910-0.973 (spread 0.063); test accuracy 0.907-0.945 (spread 0.038).
+assert report["roc_auc"] > 0.8  # margin >= 0.177, 22x the spread
+assert sens_tuned >= 0.7  # aimed at 95 % on validation; floor 0.21 below the lowest seed (3.3x)
+low, high = sorted([(threshold, sens_tuned, spec_tuned), (0.5, sens_default, spec_default)])
+assert low[1] >= high[1] and low[2] <= high[2]  # the lower threshold: more found, fewer cleared
+if STANDIN:  # the model beats "always pneumonia" (0.75) by 0.157 or more: 4x the spread
+    assert pneumonia_share == 0.75 and report["accuracy"] > pneumonia_share
 
 # %% [markdown]
+# ### The most wrong predictions
+# Rates say *how often* the model errs; pictures say *where*. The loss of one image is
+# −log(probability given to its true class): near 0 for a confident right answer, large for a
+# confident wrong one. Sort by it and look at the top — by hand first, in three lines:
+
+# %%
+p_true = test_probabilities[torch.arange(len(test_y)), torch.as_tensor(test_y)]  # (N,) p[true class]
+losses = -p_true.log()  # (N,) one cross-entropy per image
+worst_losses, worst = losses.topk(8)
+print("8 highest losses:", [round(loss, 2) for loss in worst_losses.tolist()],
+      f"| median loss {losses.median():.3f}")
+
+# %% [markdown]
+# `tl.top_losses(probabilities, labels, k)` returns the same (indices, losses);
+# `tl.plot_top_losses` shows those images with their true class, the prediction, its probability
+# and the loss. It needs the dataset in the order of the probabilities (no shuffling). Our
+# probabilities come from the head on cached features, which *is* the whole model — checked on
+# the four worst images, through the full network:
+
+# %%
+indices, top = tl.top_losses(test_probabilities, test_y, k=8)
+assert torch.allclose(top, worst_losses)
+full_model = tl.predict(xray_model, DataLoader(Subset(xray_test, indices[:4].tolist()), batch_size=4))
+assert torch.allclose(full_model, test_probabilities[indices[:4]], atol=1e-4)
+missed = int((torch.as_tensor(test_y)[indices] == PNEUMONIA).sum())  # true PNEUMONIA, called NORMAL
+print(f"of the 8 worst: missed pneumonias (false negatives) {missed}, false alarms {8 - missed}")
+tl.plot_top_losses(xray_test, test_probabilities, ["NORMAL", "PNEUMONIA"], k=8,
+                   mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))  # undo Lite0's normalisation to show
+
+# %%
+# Stand-in, 11 training runs: p[true] of the 8 worst is at most 0.17-0.24 (spread 0.07);
+# the 8th-highest loss 1.42-1.77 vs a median loss of 0.03-0.10.
+assert (p_true[indices] < 0.5).all()  # all 8 are mistakes: margin 0.26, 3.7x the spread
+assert top.min() > losses.median()  # the gallery shows the tail, not typical images
+
+# %% [markdown]
+# What the gallery teaches:
+# - **Read which kind of mistake each one is.** True PNEUMONIA predicted NORMAL is a *false
+#   negative*: a sick child sent home — the error that matters clinically. True NORMAL predicted
+#   PNEUMONIA is a false alarm: a second look by a radiologist. On the stand-in, most of the worst
+#   were missed pneumonias (5 to 7 of the 8 over 11 training runs; 0 to 5 without class
+#   weights): the weights count a NORMAL mistake 3× a PNEUMONIA mistake in training, which pushes
+#   doubtful cases towards NORMAL. The price of the weights shows up exactly where it hurts.
+# - **Look for a pattern** — a pose, a crop, a kind of image that keeps coming back. A pattern
+#   tells you which data to add; a mix of unrelated oddities points at label noise or luck.
+# - **A threshold cannot rescue confident mistakes.** These images sit far from any sensible
+#   threshold (p[true] below 0.25); more data, larger images or fine-tuning must fix them.
+# - **On real X-rays this is where you find** mislabelled images, lateral views, text markers and
+#   devices — and shortcuts, when a model reads the hospital's marker instead of the lungs.
+#
 # **Observations** (the syllabus asks for them; the stand-in numbers above are not medical
 # results, but the reasoning is the same for the real data):
 # - **Recall of the disease class matters most.** A missed pneumonia (false negative) sends a sick
 #   child home; a false alarm costs a second look by a radiologist. So we *chose* the operating
-#   point — a lower threshold — buying sensitivity with specificity. The ROC curve shows the whole
-#   menu; the threshold picks one point on it, and it is picked on validation data, not on test.
-# - **Accuracy misleads here too.** With 75 % pneumonia in the test set, "always pneumonia" scores
-#   75 % accuracy, 100 % sensitivity and 0 % specificity. Report sensitivity and specificity.
+#   point on validation data — the highest threshold that still finds 95 % of the pneumonia cases
+#   there — instead of taking 0.5. Where it lands depends on the run: over 11 training runs on
+#   the stand-in it fell between 0.29 and 0.56, on both sides of 0.5. The ROC curve shows the
+#   whole menu; the threshold picks one point on it, and it is picked on validation data, not on
+#   test.
+# - **Accuracy misleads here too.** "Always pneumonia" scores the pneumonia share as accuracy —
+#   75 % on the stand-in's test split, 62.5 % on the real test split — with 100 % sensitivity
+#   and 0 % specificity. Report sensitivity and specificity.
 # - **The imbalance runs the other way from notebook 05**: the *disease* is the majority. Class
-#   weights make the model take the rarer *normal* class seriously; the threshold then restores
-#   the sensitivity we want.
-# - **Small validation sets give noisy thresholds** (the real dataset ships only 16 validation
-#   images; we split 20 % off the training set instead).
+#   weights make the model take the rarer *normal* class seriously; the threshold then sets the
+#   sensitivity we want.
+# - **Small validation sets give noisy thresholds.** The real dataset ships only 16 validation
+#   images (8 per class), so we split 20 % off the training set instead — and even with 80
+#   validation images here, the threshold moved by more than 0.2 between training runs.
 # - For real X-rays: keep all images of one patient in the same split (the file names carry a
 #   patient id), use larger images than 96 px when you can afford it, and remember that a model
 #   trained on one hospital's children may not transfer to another hospital's adults.
@@ -463,8 +538,11 @@ shutil.rmtree(DATA)  # remove everything this notebook wrote
 # - Save `{"model": state_dict, "classes": ..., "transform": settings}`; load with
 #   `torch.load(path, weights_only=True)` (`tl.save_checkpoint` / `tl.load_checkpoint`).
 # - For a medical test, report sensitivity and specificity and choose the threshold on validation
-#   data for the mistakes that matter.
+#   data for the mistakes that matter; then look at the worst mistakes (`tl.top_losses`,
+#   `tl.plot_top_losses`) and ask which kind they are.
 #
 # **Try next:** put a photo of your own into `DATA / "new"` and classify it; run section 5 on the
 # real chest X-rays (`TLCOURSE_XRAY_DIR`), at 96 and at 160 px; add the fine-tuning recipe from
-# notebook 03 to the X-ray model. Next: `08_architecture_tour`.
+# notebook 03 to the X-ray model (unfreeze the last blocks after choosing them, then
+# `tl.freeze_batchnorm(model)`: pretrained BatchNorm stays in eval mode) and compare its gallery.
+# Next: `08_architecture_tour`.
