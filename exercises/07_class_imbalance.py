@@ -17,8 +17,9 @@
 # # Exercise 7 · Class imbalance: class weights or a balanced sampler
 #
 # **You practise:** training on imbalanced data (300 cows, only 10 sheep) so that the rare class
-# is still found. A plain loss lets the model call almost everything "Cow" and still look
-# accurate. The grader measures Sheep recall and macro-F1 itself on balanced held-out images.
+# is still found. With a plain loss the model gets every cow right and calls about 4 sheep in 10
+# "Cow" — the rare class pays for the common one. The grader measures Sheep recall and macro-F1
+# itself on balanced held-out images.
 #
 # **Which weights are real:** EfficientNet-Lite0 with its real ImageNet weights (frozen; only a
 # new head trains, on cached features).
@@ -53,20 +54,20 @@ test_features = tl.extract_features(model, DataLoader(test_set, batch_size=180))
 
 
 def train_head(loss_fn, sampler=None):
-    """A fresh head trained for 10 epochs on cached features; returns its test metrics."""
+    """A fresh head trained for 50 epochs on cached features; returns its test metrics."""
     torch.manual_seed(0)
     head.reset_parameters()
     loader = DataLoader(
         train_features, batch_size=64, sampler=sampler, shuffle=sampler is None,
         generator=tl.make_generator(0),
     )
-    tl.fit(head, loader, epochs=10, lr=3e-3, loss_fn=loss_fn.to(device), device=device, progress=False)
+    tl.fit(head, loader, epochs=50, lr=3e-3, loss_fn=loss_fn.to(device), device=device, progress=False)
     probabilities = tl.predict(head, test_features.tensors[0])  # head on cached = whole model
     return tl.classification_metrics(test_labels, probabilities, CLASSES)
 
 
 # %% [markdown]
-# ## 1. Plain training first: accuracy looks fine, Sheep recall does not
+# ## 1. Plain training first: every cow right, too many sheep missed
 
 # %%
 plain = train_head(nn.CrossEntropyLoss())
@@ -76,14 +77,36 @@ print(f"plain: accuracy {plain['accuracy']:.3f}, Sheep recall "
 # %% [markdown]
 # ## 2. Your remedy
 #
-# Set `loss_fn` to a loss that counts a Sheep mistake as much as all Cow mistakes together
-# (class weights), **or** keep a plain loss and set `sampler` to one that draws both classes
-# equally often. Leave the other one as it is (`sampler = None` if you weight the loss).
+# **What class weights do.** The "balanced" weights give each class N / (classes × its count):
+# Cow 310 / (2 × 300) ≈ 0.517, Sheep 310 / (2 × 10) = 15.5. In the loss, one Sheep mistake then
+# costs as much as 30 Cow mistakes — not as much as *all* Cow mistakes: the 10 sheep *together*
+# weigh as much as the 300 cows together. Each class, not each image, counts equally.
+
+# %%
+weights = tl.class_weights(train_labels)  # (2,): Cow, Sheep
+sheep_per_cow = float(weights[1] / weights[0])
+print(f"class weights: Cow {weights[0]:.3f}, Sheep {weights[1]:.3f}; "
+      f"one Sheep mistake costs as much as {sheep_per_cow:.0f} Cow mistakes")
+assert abs(sheep_per_cow - 300 / 10) < 1e-3  # the inverse ratio of the class counts
+assert abs(10 * weights[1] - 300 * weights[0]) < 1e-3  # both classes weigh the same in total
+
+# %% [markdown]
+# Set `loss_fn` to a class-weighted loss, **or** keep a plain loss and set `sampler` to one that
+# draws both classes equally often. Leave the other one as it is (`sampler = None` if you weight
+# the loss).
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `nn.CrossEntropyLoss(weight=tl.class_weights(train_labels))`, or
-# `sampler = tl.balanced_sampler(train_labels)` with `loss_fn = nn.CrossEntropyLoss()`.
+# Either make a rare-class mistake cost more in the loss (weights as above), or let the model see
+# Sheep as often as Cow by drawing the rare images more often, with replacement. One of the two
+# is enough; both at once over-correct.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `nn.CrossEntropyLoss` takes a `weight=` tensor with one number per class; `tl.class_weights`
+# computes the balanced ones from the training labels. `tl.balanced_sampler` builds a
+# `WeightedRandomSampler` from the same labels, for `train_head`'s `sampler` argument.
 # </details>
 
 # %%

@@ -66,10 +66,17 @@ print(f"train accuracy {history.train_accuracy[-1]:.3f}")
 # Save the `state_dict` (tensors only), never the whole model object: loading a pickled object
 # runs code, and `torch.load(weights_only=True)` refuses it.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.save_checkpoint(path, model, classes=train_set.classes, image_size=IMAGE_SIZE)` writes
-# `{"model": model.state_dict(), "classes": ..., "image_size": ...}` atomically.
+# A checkpoint is a dict: the weights as a `state_dict` (tensors only) plus, under their own
+# keys, the class names in index order and the image size — everything a colleague needs to use
+# the weights without your notebook.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.save_checkpoint(path, model, **extra)` saves the model's `state_dict` and every keyword
+# you add (here `classes` and `image_size`), atomically. `train_set.classes` holds the names.
 # </details>
 
 # %%
@@ -82,11 +89,17 @@ print(f"saved {checkpoint_path.stat().st_size / 1e6:.1f} MB")
 # %% [markdown]
 # ## 3. Load it back into a fresh model, as a colleague on another machine would
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `checkpoint = tl.load_checkpoint(path)` (uses `weights_only=True`); a fresh
-# `tl.load_pretrained("efficientnet_lite0")`, `tl.replace_head(...)` with
-# `len(checkpoint["classes"])` outputs, then `tl.load_model_state(model, checkpoint["model"])`.
+# The file holds weights, not a model. Build the same architecture first — the backbone and a
+# head with as many outputs as there are saved class names — then copy the weights in, and
+# switch to evaluation mode.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.load_checkpoint` (loads with `weights_only=True`), `tl.load_pretrained`, `tl.replace_head`
+# and `tl.load_model_state` (checks every shape); `.eval()` on the model.
 # </details>
 
 
@@ -107,10 +120,17 @@ print(classes, image_size)
 # %% [markdown]
 # ## 4. Predict the class of a new image file
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `Image.open(path).convert("RGB")`, the test transform for `image_size`,
-# `tl.predict(restored, x)[0]` gives the probabilities; return `(classes[i], float(p[i]))`.
+# Do to the new file exactly what was done to the training images: open it, make it 3-channel,
+# apply the same (non-augmenting) transform at the saved image size, run the model on a batch of
+# one, and turn the scores into probabilities; the largest names the class.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# PIL's `Image.open` and `.convert`, `tl.transforms_for("efficientnet_lite0", image_size=...)`,
+# and `tl.predict` (softmax probabilities; a single image becomes a batch of one).
 # </details>
 
 

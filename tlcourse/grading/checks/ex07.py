@@ -45,8 +45,8 @@ def _ex07_metrics(model: nn.Module) -> tuple[float, float]:
     "a remedy is used: the loss weights Sheep up, or a sampler draws rare samples more often",
     points=2,
     needs=("loss_fn", "sampler"),
-    hint="loss_fn = nn.CrossEntropyLoss(weight=tl.class_weights(train_labels)), "
-    "or sampler = tl.balanced_sampler(train_labels).",
+    hint="Weight the loss per class (nn.CrossEntropyLoss's weight=, from tl.class_weights) "
+    "or draw the rare images more often (tl.balanced_sampler) - one of the two.",
 )
 def _ex07_remedy(o: dict) -> str:
     weight = getattr(o["loss_fn"], "weight", None)
@@ -66,7 +66,7 @@ def _ex07_remedy(o: dict) -> str:
     "Sheep recall >= 0.6 on 200 balanced held-out images",
     points=3,
     needs=("model",),
-    hint="Without a remedy the model calls almost every Sheep a Cow.",
+    hint="Without a remedy the model calls a third or more of the sheep a Cow: weight or resample.",
 )
 def _ex07_recall(o: dict) -> str:
     recall, _ = _ex07_metrics(o["model"])

@@ -62,8 +62,8 @@ def _reload(path: str | os.PathLike) -> tuple[nn.Module, list[str], int]:
     "the checkpoint loads with weights_only=True and has model, classes, image_size",
     points=3,
     needs=("checkpoint_path",),
-    hint="tl.save_checkpoint(path, model, classes=train_set.classes, image_size=IMAGE_SIZE) "
-    "saves a state_dict; torch.save(model) pickles code and is refused.",
+    hint="Save the state_dict with the class names and the image size (tl.save_checkpoint takes "
+    "them as keywords); torch.save(model) pickles code and is refused.",
 )
 def _ex08_checkpoint(o: dict) -> str:
     _, classes, size = _reload(o["checkpoint_path"])
