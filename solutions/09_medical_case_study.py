@@ -17,15 +17,18 @@
 # # Exercise 9 · Advanced: the medical case study pipeline
 #
 # **The syllabus task:** classify chest X-rays as NORMAL or PNEUMONIA with a pretrained model,
-# and report **sensitivity** (how many sick patients are found) and **specificity** (how many
-# healthy ones are cleared) instead of accuracy alone.
+# choose the decision threshold on **validation** data, and report **sensitivity** (how many sick
+# patients are found) and **specificity** (how many healthy ones are cleared) on the test set,
+# once, instead of accuracy alone.
 #
 # **Honest about the data:** no X-ray data can be downloaded here. If you have the public
-# "Chest X-Ray Images (Pneumonia)" set, set `TLCOURSE_XRAY_DIR` to its folder (with
+# "Chest X-Ray Images (Pneumonia)" set (Kermany et al.; train 1,341 NORMAL : 3,875 PNEUMONIA,
+# about 1 : 2.9; test 234 : 390, 62.5 % pneumonia), set `TLCOURSE_XRAY_DIR` to its folder (with
 # `train/{NORMAL,PNEUMONIA}` and `test/{NORMAL,PNEUMONIA}`) and the same code runs on it (use
 # `IMAGE_SIZE = 224` there and expect minutes). Without it, the code writes an **offline
-# stand-in** in the same layout: cat silhouettes play NORMAL and dog silhouettes PNEUMONIA, 1:3
-# like the real set. It is *not* medical data; the grader scores the stand-in.
+# stand-in built from animal silhouettes** in the same layout: cat silhouettes play NORMAL and
+# dog silhouettes PNEUMONIA, in a ratio we chose — 1 : 3 in both splits, imitating the real
+# *train* split's imbalance. It is *not* medical data; the grader scores the stand-in.
 #
 # **Which weights are real:** EfficientNet-Lite0 with its real ImageNet weights.
 
@@ -34,9 +37,11 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
+from sklearn.metrics import roc_curve
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision import datasets
 
 import tlcourse as tl
@@ -46,76 +51,153 @@ device = tl.get_device()
 IMAGE_SIZE = tl.grading.IMAGE_SIZE
 
 workdir = tempfile.TemporaryDirectory()
-if os.environ.get("TLCOURSE_XRAY_DIR"):
+STANDIN = not os.environ.get("TLCOURSE_XRAY_DIR")
+if STANDIN:
+    root = tl.grading.write_medical_standin(Path(workdir.name) / "xray_standin")
+    print("OFFLINE STAND-IN, NOT medical data: NORMAL = cat silhouettes, PNEUMONIA = dog silhouettes,")
+    print(f"1 : 3 by our choice (a README.txt in {root.name}/ says so too)")
+else:
     root = Path(os.environ["TLCOURSE_XRAY_DIR"])
     print(f"real chest X-rays from {root}")
-else:
-    root = tl.grading.write_medical_standin(Path(workdir.name) / "xray_standin")
-    print((root / "README.txt").read_text())
 
 transform = tl.transforms_for("efficientnet_lite0", image_size=IMAGE_SIZE)
-train_set = datasets.ImageFolder(root / "train", transform=transform)
+train_folder = datasets.ImageFolder(root / "train", transform=transform)
 test_set = datasets.ImageFolder(root / "test", transform=transform)
-assert train_set.classes == ["NORMAL", "PNEUMONIA"], train_set.classes
-print("train counts", torch.bincount(torch.tensor(train_set.targets)).tolist(),
-      " test counts", torch.bincount(torch.tensor(test_set.targets)).tolist())
+assert train_folder.classes == ["NORMAL", "PNEUMONIA"], train_folder.classes
+counts = {"train": np.bincount(train_folder.targets), "test": np.bincount(test_set.targets)}
+print("NORMAL : PNEUMONIA  train", counts["train"].tolist(), " test", counts["test"].tolist())
+if STANDIN:  # the ratio chosen for the stand-in: 1 : 3 in both splits
+    assert counts["train"].tolist() == [60, 180] and counts["test"].tolist() == [40, 120]
+
+# %% [markdown]
+# The threshold will be chosen on a **validation split**: 20 % of the training folder,
+# stratified. The test set is not looked at until the end. (The real dataset's own `val/`
+# folder has only 16 images: too few to choose anything.)
+
+# %%
+targets = np.array(train_folder.targets)
+parts = tl.stratified_split(targets, {"train": len(targets) - len(targets) // 5, "val": len(targets) // 5})
+train_set, val_set = Subset(train_folder, parts["train"]), Subset(train_folder, parts["val"])
+val_labels = targets[parts["val"]]
+print(f"train {len(train_set)}, validation {len(val_set)} ({val_labels.sum()} pneumonia), test {len(test_set)}")
 
 # %% [markdown]
 # ## 1. Train: frozen pretrained backbone, new 2-class head, class weights
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# The recipe of exercise 3 (`tl.freeze`, `tl.replace_head`, `tl.extract_features`, `tl.fit`),
-# with `loss_fn=nn.CrossEntropyLoss(weight=tl.class_weights(train_set.targets))`.
+# The recipe of exercise 3 — freeze the backbone, a new head with 2 outputs, cache the frozen
+# features of `train_set` once, train the head on them — plus a loss that weights the classes by
+# how rare they are in `train_set`.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.freeze`, `tl.replace_head`, `tl.extract_features`, `tl.fit` (with `loss_fn=`), and
+# `nn.CrossEntropyLoss(weight=...)` with `tl.class_weights` of the training labels (the cached
+# features' second tensor holds them).
 # </details>
 
 # %%
 model = tl.load_pretrained("efficientnet_lite0").to(device)
-### BEGIN SOLUTION: freeze model, new 2-class head, train it on cached features with a class-weighted loss
+### BEGIN SOLUTION: freeze model, new 2-class head, train it on cached features of train_set with a class-weighted loss
 tl.freeze(model, verbose=False)
 head = tl.replace_head(model, num_classes=2)
 features = tl.extract_features(model, DataLoader(train_set, batch_size=120))
-loss_fn = nn.CrossEntropyLoss(weight=tl.class_weights(train_set.targets)).to(device)
+loss_fn = nn.CrossEntropyLoss(weight=tl.class_weights(features.tensors[1])).to(device)
 feature_loader = DataLoader(features, batch_size=32, shuffle=True, generator=tl.make_generator(0))
 tl.fit(head, feature_loader, epochs=20, lr=3e-3, loss_fn=loss_fn, device=device, progress=False)
 ### END SOLUTION
 
 # %% [markdown]
-# ## 2. Sensitivity and specificity at a threshold
+# ## 2. Choose the threshold on validation data
 #
 # The model gives P(PNEUMONIA) per image; you call an image positive from a `threshold` on.
-# A lower threshold finds more sick patients (sensitivity up) but clears fewer healthy ones.
+# A lower threshold finds more sick patients (sensitivity up) but clears fewer healthy ones
+# (specificity down). On the validation split:
+
+# %%
+val_p = tl.predict(model, DataLoader(val_set, batch_size=120))[:, 1].numpy()
+print("validation: threshold  sensitivity  specificity")
+for t in (0.1, 0.3, 0.5, 0.7, 0.9):
+    sens, spec = tl.sensitivity_specificity(val_labels, (val_p >= t).astype(int))
+    print(f"{t:21.1f} {sens:12.3f} {spec:12.3f}")
+
+# %% [markdown]
+# A screening test should miss at most 2 in 100 sick patients. Write that as a **rule**: given
+# labels and P(PNEUMONIA) of some images, return the **highest** threshold whose sensitivity on
+# them is at least `target`. Then apply it to the validation split. The grader applies your rule
+# to its own validation images too, so it must compute the threshold from the data it gets.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.sensitivity_specificity(test_labels, (p_pneumonia >= threshold).long())` with the
-# positive class 1 (PNEUMONIA).
+# Walk the thresholds from high to low: sensitivity only grows as the threshold drops. The
+# answer is the first (highest) one at which the share of positives with p ≥ threshold reaches
+# `target` — the ROC curve lists exactly these points, as in notebook 07.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `sklearn.metrics.roc_curve(labels, scores)` returns `(fpr, tpr, thresholds)` with thresholds
+# falling; `np.argmax` of a boolean array gives the first `True`. Return a plain `float`.
+# </details>
+
+
+# %%
+def choose_threshold(labels, p_pneumonia, target=0.98):
+    ### BEGIN SOLUTION: return the highest threshold whose sensitivity on (labels, p_pneumonia) is >= target
+    fpr, tpr, thresholds = roc_curve(labels, p_pneumonia)
+    return float(thresholds[np.argmax(tpr >= target)])
+    ### END SOLUTION
+
+
+threshold = choose_threshold(val_labels, val_p)
+val_sensitivity, val_specificity = tl.sensitivity_specificity(val_labels, (val_p >= threshold).astype(int))
+print(f"threshold {threshold:.3f} on validation: sensitivity {val_sensitivity:.3f}, specificity {val_specificity:.3f}")
+
+# %% [markdown]
+# ## 3. Report on the test set, once
+#
+# <details><summary>Hint 1 (the idea)</summary>
+#
+# Predictions at the threshold you chose (1 = PNEUMONIA from `threshold` on), compared with the
+# test labels; PNEUMONIA is the positive class.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.sensitivity_specificity(labels, predictions)` returns `(sensitivity, specificity)`.
 # </details>
 
 # %%
 p_pneumonia = tl.predict(model, DataLoader(test_set, batch_size=160))[:, 1]
 test_labels = torch.tensor(test_set.targets)
-print("threshold  sensitivity  specificity")
-for t in (0.1, 0.3, 0.5, 0.7, 0.9):
-    sens, spec = tl.sensitivity_specificity(test_labels, (p_pneumonia >= t).long())
-    print(f"{t:9.1f} {sens:12.3f} {spec:12.3f}")
-print(f"ROC-AUC {tl.roc_auc(test_labels, torch.stack([1 - p_pneumonia, p_pneumonia], 1)):.3f}")
-
-# %%
-### BEGIN SOLUTION: pick threshold, then compute sensitivity and specificity on the test set
-threshold = 0.5
+### BEGIN SOLUTION: sensitivity and specificity on the test set at `threshold`
 sensitivity, specificity = tl.sensitivity_specificity(test_labels, (p_pneumonia >= threshold).long())
 ### END SOLUTION
-print(f"threshold {threshold}: sensitivity {sensitivity:.3f}, specificity {specificity:.3f}")
+print(f"test at threshold {threshold:.3f}: sensitivity {sensitivity:.3f}, specificity {specificity:.3f}")
+print(f"ROC-AUC {tl.roc_auc(test_labels, torch.stack([1 - p_pneumonia, p_pneumonia], 1)):.3f}")
 
 # %% [markdown]
 # **Observations to write down:** a missed pneumonia (false negative) is worse than an extra
-# check of a healthy patient, so screening favours sensitivity; accuracy hides this, because
-# with 3 sick per healthy patient "everyone is sick" already scores 0.75.
+# check of a healthy patient, so screening favours sensitivity. Accuracy hides this: "everyone is
+# sick" already scores the pneumonia share — 0.75 on this stand-in's test split, 0.625 on the
+# real one. And the stand-in's 48 validation images give a noisy threshold (retrain with another
+# seed and watch it move); the grader applies your rule to 200 images instead. Choosing the
+# threshold on the test set would make the test numbers look better than new patients will see.
 
 # %% [markdown]
 # ## Graded cell
-# The grader recomputes both rates for your model and threshold on its own stand-in images.
+# The grader checks that your threshold is your rule's answer on the validation split, applies
+# the rule to its own stand-in images (chosen on one half, measured on the other) and
+# recomputes the test rates you report.
 
 # %% tags=["graded"]
-tl.check("ex09", model=model, threshold=threshold, sensitivity=sensitivity, specificity=specificity)
+tl.check(
+    "ex09",
+    model=model,
+    choose_threshold=choose_threshold,
+    threshold=threshold,
+    sensitivity=sensitivity,
+    specificity=specificity,
+)

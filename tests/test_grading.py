@@ -420,14 +420,14 @@ def ex07_metrics(model):
 def test_ex07_class_weights_or_sampler_pass(ex07_data):
     model, features, labels = ex07_data
     weighted = nn.CrossEntropyLoss(weight=tl.class_weights(labels))
-    train_head(model, features, loss_fn=weighted, epochs=10, batch_size=64)
+    train_head(model, features, loss_fn=weighted, epochs=50, batch_size=64)
     recall, f1 = ex07_metrics(model)
     assert_passes(
         "ex07", model=model, loss_fn=weighted, sampler=None, minority_recall=recall, macro_f1=f1
     )
     sampler = tl.balanced_sampler(labels)
     train_head(
-        model, features, loss_fn=nn.CrossEntropyLoss(), sampler=sampler, epochs=10, batch_size=64
+        model, features, loss_fn=nn.CrossEntropyLoss(), sampler=sampler, epochs=50, batch_size=64
     )
     recall, f1 = ex07_metrics(model)
     assert_passes(
@@ -442,7 +442,7 @@ def test_ex07_class_weights_or_sampler_pass(ex07_data):
 
 def test_ex07_plain_training_fails(ex07_data):
     model, features, _ = ex07_data
-    train_head(model, features, loss_fn=nn.CrossEntropyLoss(), epochs=10, batch_size=64)
+    train_head(model, features, loss_fn=nn.CrossEntropyLoss(), epochs=50, batch_size=64)
     recall, f1 = ex07_metrics(model)
     assert_fails(
         "ex07",
@@ -522,60 +522,104 @@ def test_ex08_checkpoint_before_training_and_constant_predictions_fail(ex08_mode
 
 
 # ------------------------------------------------------------------------------ exercise 9
+def highest_threshold_reaching(labels, p, target=0.98):
+    """The solution's rule: the highest threshold whose sensitivity on (labels, p) is >= target."""
+    from sklearn.metrics import roc_curve
+
+    _, tpr, thresholds = roc_curve(labels, p)
+    return float(thresholds[np.argmax(tpr >= target)])
+
+
 @pytest.fixture(scope="module")
-def ex09_model(tmp_path_factory):
-    root = tl.grading.write_medical_standin(tmp_path_factory.mktemp("standin"), {"train": 60})
+def ex09_run(tmp_path_factory):
+    """The exercise's steps: its stand-in, its validation split, a trained model, P(PNEUMONIA)."""
+    root = tl.grading.write_medical_standin(tmp_path_factory.mktemp("standin"))
     assert "not medical data" in (root / "README.txt").read_text()
     transform = tl.transforms_for("efficientnet_lite0", image_size=tl.grading.IMAGE_SIZE)
-    train_set = torchvision.datasets.ImageFolder(root / "train", transform=transform)
-    assert train_set.classes == ["NORMAL", "PNEUMONIA"]
-    assert np.bincount(train_set.targets).tolist() == [60, 180]  # 1 : 3 like the real data
+    train_folder = torchvision.datasets.ImageFolder(root / "train", transform=transform)
+    test_set = torchvision.datasets.ImageFolder(root / "test", transform=transform)
+    assert train_folder.classes == ["NORMAL", "PNEUMONIA"]
+    targets = np.array(train_folder.targets)
+    assert np.bincount(targets).tolist() == [60, 180]  # the stand-in's chosen 1 : 3
+    n = len(targets)
+    parts = tl.stratified_split(targets, {"train": n - n // 5, "val": n // 5})
     model = lite0_frozen(2)
-    features = tl.extract_features(model, DataLoader(train_set, batch_size=120))
-    loss_fn = nn.CrossEntropyLoss(weight=tl.class_weights(train_set.targets))
-    return train_head(model, features, loss_fn=loss_fn)
+    subset = torch.utils.data.Subset(train_folder, parts["train"])
+    features = tl.extract_features(model, DataLoader(subset, batch_size=120))
+    loss_fn = nn.CrossEntropyLoss(weight=tl.class_weights(features.tensors[1]))
+    train_head(model, features, loss_fn=loss_fn)
+
+    def p_of(dataset):
+        return tl.predict(model, DataLoader(dataset, batch_size=160))[:, 1].numpy()
+
+    val = (targets[parts["val"]], p_of(torch.utils.data.Subset(train_folder, parts["val"])))
+    return model, val, (np.array(test_set.targets), p_of(test_set))
 
 
-def rates(model, threshold):
-    images, labels, names = practice_data(["Cat", "Dog"], per_class=60, seed=5)
-    transform = tl.transforms_for("efficientnet_lite0", image_size=tl.grading.IMAGE_SIZE)
-    dataset = tl.ImageArrayDataset(images, labels, names, transform)
-    p = tl.predict(model, DataLoader(dataset, batch_size=120))[:, 1]
-    return tl.sensitivity_specificity(labels, (p >= threshold).long().numpy())
+def ex09_objects(run, rule=highest_threshold_reaching, threshold=None, **overrides):
+    """What the solution passes: the rule, its threshold on validation, test rates there."""
+    model, (val_labels, val_p), (test_labels, test_p) = run
+    threshold = rule(val_labels, val_p) if threshold is None else threshold
+    sensitivity, specificity = tl.sensitivity_specificity(test_labels, test_p >= threshold)
+    objects = {
+        "model": model,
+        "choose_threshold": rule,
+        "threshold": threshold,
+        "sensitivity": sensitivity,
+        "specificity": specificity,
+    }
+    return objects | overrides
 
 
-def test_ex09_solution_passes(ex09_model):
-    sensitivity, specificity = rates(ex09_model, 0.5)
-    assert_passes(
-        "ex09", model=ex09_model, threshold=0.5, sensitivity=sensitivity, specificity=specificity
-    )
+def status_of(statuses: dict[str, str], fragment: str) -> str:
+    return next(status for title, status in statuses.items() if fragment in title)
 
 
-def test_ex09_everyone_sick_or_pasted_numbers_fail(ex09_model):
-    sensitivity, specificity = rates(ex09_model, 0.5)
-    low = 1e-6  # "everyone has pneumonia": sensitivity 1, specificity ~0
-    assert_fails(
-        "ex09",
-        ["specificity (NORMAL cleared)", "report match"],
-        model=ex09_model,
-        threshold=low,
-        sensitivity=sensitivity,
-        specificity=specificity,
-    )
+def detail(exercise: str, fragment: str, **objects) -> str:
+    """The grader's message for the check whose title contains `fragment`."""
+    try:
+        report = tl.check(exercise, **objects)
+    except CheckFailed as failure:
+        report = failure.report
+    return next(r.detail for r in report.results if fragment in r.check.title)
+
+
+def test_ex09_solution_passes(ex09_run):
+    assert_passes("ex09", **ex09_objects(ex09_run))
+
+
+def test_ex09_threshold_tuned_on_the_test_set_fails(ex09_run):
+    _, _, (test_labels, test_p) = ex09_run
+    on_test = highest_threshold_reaching(test_labels, test_p)
+    tuned = ex09_objects(ex09_run, threshold=on_test)  # the right rule, run on the test images
+    statuses = assert_fails("ex09", ["not on the test set"], **tuned)
+    assert status_of(statuses, "you report match") == "passed"  # honest report, wrong data
+    assert "on the TEST images" in detail("ex09", "not on the test set", **tuned)
+    typed_in = ex09_objects(ex09_run, threshold=0.3)  # a number from somewhere else
+    assert "is not what choose_threshold gives" in detail("ex09", "not on the test", **typed_in)
+
+
+def test_ex09_rule_that_ignores_its_data_fails_everywhere(ex09_run):
+    _, _, (test_labels, test_p) = ex09_run
+    fixed = highest_threshold_reaching(test_labels, test_p)  # read off the test set, then typed in
+    objects = ex09_objects(ex09_run, rule=lambda labels, p: fixed)
+    assert_fails("ex09", ["not on the test set", "sensitivity (", "specificity ("], **objects)
+    message = detail("ex09", "sensitivity (", **objects)
+    assert "not return a number fixed in advance" in message
+
+
+def test_ex09_everyone_sick_or_pasted_numbers_fail(ex09_run):
+    everyone = ex09_objects(ex09_run, rule=lambda labels, p: float(np.min(p)) / 2)
+    statuses = assert_fails("ex09", ["specificity (NORMAL cleared)"], **everyone)
+    assert status_of(statuses, "sensitivity (PNEUMONIA found)") == "passed"
+    pasted = ex09_objects(ex09_run)
     untrained = lite0_frozen(2)
-    assert_fails(
-        "ex09",
-        ["report match"],
-        model=untrained,
-        threshold=0.5,
-        sensitivity=sensitivity,
-        specificity=specificity,
-    )
+    assert_fails("ex09", ["you report match"], **(pasted | {"model": untrained}))
 
 
-def test_ex09_real_data_env_says_the_grader_uses_the_standin(ex09_model, monkeypatch, capsys):
+def test_ex09_real_data_env_says_the_grader_uses_the_standin(ex09_run, monkeypatch, capsys):
     monkeypatch.setenv("TLCOURSE_XRAY_DIR", "/data/chest_xray")
-    statuses = grade("ex09", model=ex09_model, threshold=0.5, sensitivity=0.9, specificity=0.9)
+    statuses = grade("ex09", **ex09_objects(ex09_run))
     assert set(statuses.values()) == {"failed"}
     assert "unset TLCOURSE_XRAY_DIR" in capsys.readouterr().out
 
