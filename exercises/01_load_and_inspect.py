@@ -34,9 +34,16 @@ import tlcourse as tl
 # %% [markdown]
 # ## 1. Load EfficientNet-Lite0 with its pretrained ImageNet weights
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.load_pretrained(name)` loads a model by name with its pretrained weights.
+# A pretrained model is an architecture plus the weights it learned on ImageNet. The course
+# loads both for you, offline, from the model's name alone.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.load_pretrained` takes that name as a string, spelled as in the course (lower case,
+# underscores).
 # </details>
 
 # %%
@@ -52,10 +59,18 @@ print(type(model).__name__)
 # the whole model). It must work for **any** torchvision classifier: the grader also calls it on
 # models you have not seen, so compute everything from `model`.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.get_head(model)` returns `(path, layer)`. `layer.in_features` is what the layer receives.
-# `p.numel()` counts the values of one parameter tensor `p`; sum it over `model.parameters()`.
+# The head is the last layer, the one that turns the feature vector into class scores: find
+# it in the model, then read how many inputs it takes. The parameter count is the number of
+# values in every weight and bias tensor of the model, added up.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.get_head` gives you two things about the head (look at its docstring); an `nn.Linear`
+# keeps its input size in an attribute; `Tensor.numel()` counts the values of one tensor, and
+# `model.parameters()` yields them all.
 # </details>
 
 

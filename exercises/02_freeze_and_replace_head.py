@@ -38,11 +38,18 @@ import tlcourse as tl
 # Errata you may meet online: `model.fc.requires_grad = True` only sets a plain Python attribute
 # on the module and trains nothing: `requires_grad` belongs to each *parameter*.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.freeze(model)`, then `tl.replace_head(model, num_classes=num_classes)`. By hand:
-# `for p in model.parameters(): p.requires_grad = False`, then
-# `model.fc = torch.nn.Linear(model.fc.in_features, num_classes)` (a new layer is trainable).
+# Two steps, in this order: switch off gradients for every parameter the model has now; then
+# put a new layer where the head was. A layer you create is trainable, so it is the only part
+# that learns. Freezing after the replacement would freeze the new head too.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.freeze` does the first step and `tl.replace_head` (see its `num_classes` argument) the
+# second. By hand: each parameter's `requires_grad`, and a new `torch.nn.Linear` whose input
+# size is the old head's `in_features`. Return the model you changed.
 # </details>
 
 

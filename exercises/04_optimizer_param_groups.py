@@ -43,12 +43,19 @@ tl.replace_head(model, num_classes=5)
 # parameter exactly once and no frozen one**: the head's parameters at `HEAD_LR`, all other
 # trainable ones at `BODY_LR`. Find the head from the model (it is `fc` in a ResNet).
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `head_path, _ = tl.get_head(model)`; then
-# `tl.param_groups(model, {head_path: HEAD_LR}, default_lr=BODY_LR)` gives the groups
-# (it skips frozen parameters). By hand: split `model.named_parameters()` on
-# `p.requires_grad` and on the name starting with `head_path + "."`.
+# Keep only the parameters that train, and split them in two groups: the head's (their names
+# start with the head's path) and all others. An optimizer accepts a list of groups, each with
+# its own learning rate.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.get_head` tells you the head's path; `tl.param_groups` builds groups from a dict of name
+# patterns to learning rates (see its `default_lr` argument) and skips frozen parameters. By
+# hand: `model.named_parameters()`, `p.requires_grad`, `str.startswith`, and a list of
+# `{"params": ..., "lr": ...}` dicts for `torch.optim.AdamW`.
 # </details>
 
 

@@ -17,8 +17,9 @@
 # # Exercise 5 · Fine-tune the last two convolutional blocks of ResNet34
 #
 # **You practise:** the syllabus fine-tuning recipe: unfreeze exactly `layer3`, `layer4` and the
-# new `fc`, give the pretrained blocks a *lower* learning rate than the new head, and handle
-# BatchNorm (frozen layers must not keep updating their running statistics).
+# new `fc`, give the pretrained blocks a *lower* learning rate than the new head, and apply the
+# course's BatchNorm policy: every pretrained BatchNorm layer, in frozen *and* unfrozen blocks,
+# keeps its ImageNet statistics (eval mode) and its affine weights frozen.
 #
 # **Which weights are real:** offline, ResNet34 loads with *random* weights (a loud warning says
 # so). This exercise is about the structure, which is the same with real weights; the grader
@@ -38,12 +39,21 @@ print([name for name, _ in model.named_children()])
 #
 # Why BatchNorm: `requires_grad = False` stops the *weights* of a BatchNorm layer from
 # training, but in `model.train()` it still overwrites its running mean/variance with
-# statistics of your batches. Keep BatchNorm layers in eval mode.
+# statistics of your batches. Small batches of new data give noisy statistics, so the course
+# keeps every pretrained BatchNorm layer in eval mode with frozen affine weights, in the blocks
+# you unfreeze too (the Keras guide's advice; lesson 03 measures it).
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.replace_head(model, num_classes=10)`, `tl.freeze(model)`,
-# `tl.unfreeze(model, "layer3", "layer4", "fc")`, `tl.freeze_batchnorm(model)`.
+# Order matters. New head first; then freeze everything; then unfreeze exactly the two blocks
+# and the new head; last, fix every BatchNorm layer (eval mode, affine weights frozen), in the
+# blocks you unfroze too, so the ImageNet statistics are kept.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.replace_head`, `tl.freeze`, `tl.unfreeze` (it takes name patterns such as a block's name),
+# `tl.freeze_batchnorm`.
 # </details>
 
 # %%
@@ -54,10 +64,16 @@ print(f"trainable {trainable:,} of {total:,}")
 # %% [markdown]
 # ## 2. The optimizer: `fc` at 1e-3, `layer3` and `layer4` at 1e-4
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.param_groups(model, {"fc": 1e-3, "layer3": 1e-4, "layer4": 1e-4})` into
-# `torch.optim.SGD(..., momentum=0.9)` or `torch.optim.Adam(...)`.
+# One parameter group per learning rate: the new head learns fast, the pretrained blocks you
+# unfroze move gently. Frozen parameters do not belong in the optimizer.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.param_groups` maps name patterns to learning rates and skips frozen parameters; pass its
+# result to `torch.optim.SGD` (with momentum) or `torch.optim.Adam`.
 # </details>
 
 # %%

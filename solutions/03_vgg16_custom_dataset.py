@@ -61,10 +61,17 @@ print(train_set.classes, len(train_set), "train,", len(test_set), "test images")
 # %% [markdown]
 # ## 2. The syllabus recipe on VGG16: freeze, then replace `classifier[6]`
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.freeze(vgg)` (or `requires_grad = False` on every parameter), then
-# `vgg.classifier[6] = nn.Linear(4096, len(train_set.classes))`: a new layer is trainable.
+# Freeze everything first, then swap the last layer of the classifier for a new one with one
+# output per class of your dataset. The new layer is created trainable; it must take as many
+# inputs as the old one did.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.freeze`; `vgg.classifier` is an `nn.Sequential` you can index and assign into; the old
+# layer's `in_features`, and `train_set.classes` for the number of outputs of a new `nn.Linear`.
 # </details>
 
 # %%
@@ -82,11 +89,18 @@ print("trainable:", tl.trainable_names(vgg))
 # The frozen backbone gives the same output for an image in every epoch, so compute its
 # features once (`tl.extract_features`) and train the head on them: seconds instead of minutes.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.freeze(model)`; `head = tl.replace_head(model, num_classes=...)`;
-# `features = tl.extract_features(model, DataLoader(train_set, batch_size=100))`;
-# `tl.fit(head, DataLoader(features, batch_size=32, shuffle=True), epochs=20, lr=3e-3)`.
+# Freeze the model and give it a new head, as for VGG16. Then run the frozen part over the
+# training images once, keep its outputs (the head's inputs), and train only the head on those
+# stored feature vectors, shuffled, for a number of epochs.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
+#
+# `tl.freeze`; `tl.replace_head` returns the new head; `tl.extract_features(model, loader)`
+# returns a dataset of (feature vector, label) pairs; a shuffled `DataLoader` over it and
+# `tl.fit` (its `epochs` and `lr` arguments: about 20 epochs at 3e-3) train the head.
 # </details>
 
 # %%

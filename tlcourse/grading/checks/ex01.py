@@ -49,7 +49,7 @@ def _info(head_info: Callable, model: nn.Module, name: str) -> str:
     "model has the real pretrained ImageNet weights of EfficientNet-Lite0",
     points=2,
     needs=("model",),
-    hint="model = tl.load_pretrained('efficientnet_lite0') loads them; do not change the model.",
+    hint="tl.load_pretrained loads the real weights by the model's name; do not change them.",
 )
 def _ex01_weights(o: dict) -> str:
     changed = changed_tensors(o["model"], pretrained_lite0_state())

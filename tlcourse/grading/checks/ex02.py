@@ -69,7 +69,7 @@ def _ex02_model_frozen(o: dict) -> str:
     "model: 5 outputs (logits of shape (2, 5) for 2 images)",
     points=2,
     needs=("model",),
-    hint="The new head is nn.Linear(512, 5): tl.replace_head(model, num_classes=5).",
+    hint="The new head takes the old head's in_features and gives 5 outputs (tl.replace_head).",
 )
 def _ex02_model_shape(o: dict) -> str:
     _head_outputs(o["model"], 5, "model")

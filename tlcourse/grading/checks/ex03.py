@@ -36,7 +36,7 @@ EX03 = exercise(
     "vgg: VGG16 whose classifier[6] is Linear(4096, 5), logits (2, 5)",
     points=2,
     needs=("vgg",),
-    hint="vgg.classifier[6] = nn.Linear(4096, len(train_set.classes)).",
+    hint="Assign a new nn.Linear to vgg.classifier[6]: the old in_features, one output a class.",
 )
 def _ex03_vgg_head(o: dict) -> str:
     vgg = o["vgg"]

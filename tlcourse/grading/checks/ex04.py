@@ -60,7 +60,7 @@ def _check_groups(model: nn.Module, optimizer: torch.optim.Optimizer, what: str)
     "optimizer: exactly the trainable parameters of model, head at 1e-3, the rest at 1e-4",
     points=4,
     needs=("model", "optimizer"),
-    hint="tl.param_groups(model, {head_path: HEAD_LR}, default_lr=BODY_LR) skips frozen ones.",
+    hint="tl.param_groups (a head pattern at HEAD_LR, default_lr for the rest) skips frozen ones.",
 )
 def _ex04_notebook(o: dict) -> str:
     return _check_groups(o["model"], o["optimizer"], "optimizer")

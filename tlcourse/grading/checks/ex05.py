@@ -52,7 +52,7 @@ def _ex05_head(o: dict) -> str:
     "trainable: every conv of layer3, layer4 and fc; nothing outside them",
     points=3,
     needs=("model",),
-    hint="tl.freeze(model) then tl.unfreeze(model, 'layer3', 'layer4', 'fc').",
+    hint="Freeze everything first, then unfreeze the two blocks and fc by name (tl.unfreeze).",
 )
 def _ex05_trainable(o: dict) -> str:
     model = _resnet34(o)
@@ -92,7 +92,7 @@ def _ex05_batchnorm(o: dict) -> str:
     "optimizer: exactly the trainable parameters; layer3/layer4 at a lower LR than fc",
     points=2,
     needs=("model", "optimizer"),
-    hint="tl.param_groups(model, {'fc': 1e-3, 'layer3': 1e-4, 'layer4': 1e-4}).",
+    hint="One group per learning rate: tl.param_groups maps name patterns (fc, layer3...) to LRs.",
 )
 def _ex05_optimizer(o: dict) -> str:
     model, optimizer = _resnet34(o), o["optimizer"]
