@@ -369,32 +369,91 @@ def scratch_model():
     return model
 
 
+@pytest.fixture(scope="module")
+def scratch_ex06():
+    """Lite0 from random weights, all of it trained a few epochs as the solution does."""
+    model = scratch_model()
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.5
+    images, labels, names = practice_data(EX06_CLASSES, per_class=40)
+    transform = tl.transforms_for("efficientnet_lite0", image_size=tl.grading.IMAGE_SIZE)
+    dataset = tl.ImageArrayDataset(images, labels, names, transform)
+    loader = DataLoader(dataset, batch_size=32, shuffle=True, generator=tl.make_generator(0))
+    tl.fit(model, loader, epochs=8, lr=3e-3, channels_last=True, device="cpu", progress=False)
+    return model
+
+
+def first_at_least(seconds, accuracies, target):
+    """The solution's seconds_to_reach."""
+    return next((float(s) for s, a in zip(seconds, accuracies) if a >= target), float("inf"))
+
+
 def ex06_objects(transfer, scratch, **overrides):
+    """Curves that end at the models' own test accuracy; scratch ran 20 x transfer's seconds."""
     objects = {
-        "scratch_model": scratch,
         "transfer_model": transfer,
-        "scratch_seconds": 3.0,
-        "transfer_seconds": 3.0,
-        "scratch_accuracy": own_accuracy(scratch, EX06_CLASSES),
-        "transfer_accuracy": own_accuracy(transfer, EX06_CLASSES),
+        "scratch_model": scratch,
+        "transfer_curve": ([0.2, 0.4, 0.6], [0.5, 0.8, own_accuracy(transfer, EX06_CLASSES)]),
+        "scratch_curve": ([4.0, 8.0, 12.0], [0.2, 0.4, own_accuracy(scratch, EX06_CLASSES)]),
+        "seconds_to_reach": first_at_least,
     }
     return objects | overrides
 
 
-def test_ex06_solution_passes(transfer_ex06):
-    assert_passes("ex06", **ex06_objects(transfer_ex06, scratch_model()))
+def test_ex06_solution_passes(transfer_ex06, scratch_ex06):
+    assert_passes("ex06", **ex06_objects(transfer_ex06, scratch_ex06))
 
 
-def test_ex06_transfer_disguised_as_scratch_fails(transfer_ex06):
-    objects = ex06_objects(transfer_ex06, copy.deepcopy(transfer_ex06))
-    assert_fails("ex06", ["really from scratch", "the claim holds"], **objects)
+def test_ex06_untrained_or_pretrained_scratch_fails(transfer_ex06):
+    untrained = ex06_objects(transfer_ex06, scratch_model())  # at chance: one class for everything
+    assert_fails("ex06", ["it learned"], **untrained)
+    disguised = ex06_objects(transfer_ex06, copy.deepcopy(transfer_ex06))
+    assert_fails("ex06", ["from random weights"], **disguised)
 
 
-def test_ex06_pasted_numbers_and_unfair_times_fail(transfer_ex06):
-    pasted = ex06_objects(lite0_frozen(len(EX06_CLASSES)), scratch_model(), transfer_accuracy=0.9)
-    assert_fails("ex06", ["accuracy >= 0.75", "accuracies you report", "the claim holds"], **pasted)
-    unfair = ex06_objects(transfer_ex06, scratch_model(), scratch_seconds=0.5)
-    assert_fails("ex06", ["fair comparison"], **unfair)
+def test_ex06_pasted_curves_and_untrained_transfer_fail(transfer_ex06, scratch_ex06):
+    pasted = ex06_objects(
+        lite0_frozen(len(EX06_CLASSES)),  # a new head, never trained
+        scratch_ex06,
+        transfer_curve=([0.2, 0.4, 0.6], [0.5, 0.8, 0.95]),  # the solution's numbers
+    )
+    assert_fails("ex06", ["accuracy >= 0.75", "your curves end where"], **pasted)
+    backwards = ex06_objects(transfer_ex06, scratch_ex06, transfer_curve=([0.6, 0.4], [0.5, 0.9]))
+    assert_fails("ex06", ["your curves end where", "20 times as long", "the race"], **backwards)
+
+
+def test_ex06_equal_budget_fails(transfer_ex06, scratch_ex06):
+    curve = ([0.2, 0.4, 0.6], [0.2, 0.3, own_accuracy(scratch_ex06, EX06_CLASSES)])
+    assert_fails(
+        "ex06",
+        ["20 times as long"],
+        **ex06_objects(transfer_ex06, scratch_ex06, scratch_curve=curve),
+    )
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda s, a, t: next((x for x, y in zip(s, a) if y > t), float("inf")),  # ">" not ">="
+        lambda s, a, t: max((x for x, y in zip(s, a) if y >= t), default=float("inf")),  # last
+        lambda s, a, t: next((x for x, y in zip(s, a) if y >= t), None),  # None for never
+        lambda s, a, t: 1.0,  # a pasted number
+    ],
+)
+def test_ex06_wrong_seconds_to_reach_fails(transfer_ex06, scratch_ex06, wrong):
+    objects = ex06_objects(transfer_ex06, scratch_ex06, seconds_to_reach=wrong)
+    assert_fails("ex06", ["seconds_to_reach"], **objects)
+
+
+def test_ex06_race_lost_fails(transfer_ex06, scratch_ex06):
+    transfer = ([0.2, 0.4, 0.6], [0.3, 0.5, own_accuracy(transfer_ex06, EX06_CLASSES)])
+    scratch = ([0.3, 8.0, 14.0], [0.75, 0.3, own_accuracy(scratch_ex06, EX06_CLASSES)])
+    objects = ex06_objects(
+        transfer_ex06, scratch_ex06, transfer_curve=transfer, scratch_curve=scratch
+    )
+    statuses = assert_fails("ex06", ["the race"], **objects)
+    assert len(failing(statuses)) == 1, statuses
 
 
 # ------------------------------------------------------------------------------ exercise 7

@@ -1,35 +1,68 @@
-"""Exercise 6: both models re-measured by the grader; the claim and the time budget."""
+"""Exercise 6: a race to a target accuracy; models re-measured, curves checked against them."""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
-from tlcourse.grading.checks.common import (
-    MODULE,
-    agrees,
-    at_least,
-    pretrained_backbone,
-)
-from tlcourse.grading.data import (
-    measured_accuracy,
-    pretrained_lite0_state,
-)
-from tlcourse.grading.registry import NotYet, Spec, exercise, number
+from tlcourse.grading.checks.common import FUNCTION, MODULE, at_least, pretrained_backbone
+from tlcourse.grading.data import measured_accuracy, pretrained_lite0_state
+from tlcourse.grading.registry import NotYet, Spec, call_learner, exercise
 
 EX06_CLASSES = ["Bear", "Bird", "Elephant", "Giraffe", "Horse"]
+EX06_TARGET = 0.7  # the race's target accuracy (the exercise's TARGET)
+EX06_BUDGET = 20  # scratch's clock must run this many times transfer's (the exercise gives 30)
+SCRATCH_FLOOR = 0.3  # chance is 0.2; at init a model scores 0.2 (one class), the solution 0.5-0.8
+CURVE_TOLERANCE = 0.15  # a curve's last point (your 200 test images) vs the grader's 250 images
+CURVE = (tuple, list)
+# The grader's own curves for seconds_to_reach: (seconds, accuracies, target, answer)
+READING_CASES = [
+    ([1.0, 2.0, 3.0], [0.2, 0.5, 0.9], 0.5, 2.0),  # "at least": equal counts
+    ([0.5, 1.5, 4.0], [0.8, 0.3, 0.9], 0.7, 0.5),  # the first crossing, not a later one
+    ([1.0, 2.0, 3.0], [0.1, 0.6, 0.4], 0.7, math.inf),  # never reached
+    ([2.5, 7.0], [0.4, 0.75], 0.7, 7.0),
+]
 EX06 = exercise(
     "ex06",
-    "Scratch vs transfer at the same time budget",
+    "Scratch vs transfer: a race to a target accuracy",
     "06_scratch_vs_transfer",
     {
-        "scratch_model": Spec(MODULE, "the model trained from random weights", "scratch_model"),
         "transfer_model": Spec(MODULE, "pretrained Lite0 + trained head", "transfer_model"),
-        "scratch_seconds": number("training seconds of scratch_model", "scratch_seconds"),
-        "transfer_seconds": number("training seconds of transfer_model", "transfer_seconds"),
-        "scratch_accuracy": number("your test accuracy of scratch_model", "scratch_accuracy"),
-        "transfer_accuracy": number("your test accuracy of transfer_model", "transfer_accuracy"),
+        "scratch_model": Spec(MODULE, "Lite0 trained from random weights", "scratch_model"),
+        "transfer_curve": Spec(CURVE, "(seconds, test accuracies) of transfer", "transfer_curve"),
+        "scratch_curve": Spec(CURVE, "(seconds, test accuracies) of scratch", "scratch_curve"),
+        "seconds_to_reach": Spec(
+            FUNCTION,
+            "your function seconds_to_reach(seconds, accuracies, target)",
+            "seconds_to_reach",
+        ),
     },
 )
+
+
+def _curve(curve: object, what: str) -> tuple[list[float], list[float]]:
+    """(seconds, accuracies) as float lists, or NotYet saying what is wrong with the curve."""
+    try:
+        seconds, accuracies = ([float(x) for x in part] for part in curve)
+    except (TypeError, ValueError):
+        raise NotYet(f"{what} should be (seconds, accuracies): two lists of numbers") from None
+    if len(seconds) != len(accuracies) or len(seconds) < 2:
+        raise NotYet(
+            f"{what}: {len(seconds)} seconds and {len(accuracies)} accuracies; "
+            "expected the same number, at least 2 (one per evaluation)"
+        )
+    if not all(0 < a <= b < 3600 for a, b in zip(seconds, seconds[1:])):
+        raise NotYet(f"{what}: the seconds should be measured times that grow (got {seconds[:4]})")
+    if not all(0 <= a <= 1 for a in accuracies):
+        raise NotYet(f"{what}: accuracies should lie between 0 and 1 (got {accuracies[:4]})")
+    return seconds, accuracies
+
+
+def _reach(seconds: list[float], accuracies: list[float], target: float) -> float:
+    """The grader's reading of a curve: the clock at the first accuracy >= target, else inf."""
+    return next((s for s, a in zip(seconds, accuracies) if a >= target), math.inf)
 
 
 @EX06.check(
@@ -45,10 +78,12 @@ def _ex06_transfer(o: dict) -> str:
 
 
 @EX06.check(
-    "scratch_model: really from scratch (not the ImageNet weights)",
-    points=2,
+    f"scratch_model: from random weights, and it learned (>= {SCRATCH_FLOOR} held-out; chance 0.2)",
+    points=3,
     needs=("scratch_model",),
-    hint="Build it with weights=None: tl.load_pretrained('efficientnet_lite0', weights=None).",
+    hint="Idea: all of Lite0 trains from random weights, for the whole budget. "
+    "API: tl.load_pretrained('efficientnet_lite0', weights=None); if it stays at chance, "
+    "use lr 3e-3 and BatchNorm momentum 0.5 (notebook 06).",
 )
 def _ex06_scratch(o: dict) -> str:
     reference = pretrained_lite0_state()
@@ -57,48 +92,86 @@ def _ex06_scratch(o: dict) -> str:
     equal = [k for k in same if k.endswith("weight") and torch.equal(state[k].cpu(), reference[k])]
     if len(equal) > 2:
         raise NotYet(f"{len(equal)} weight tensors equal the pretrained ones: that is transfer")
-    measured_accuracy(o["scratch_model"], EX06_CLASSES, what="scratch_model")  # it must run
-    return "random start"
+    accuracy, n = measured_accuracy(o["scratch_model"], EX06_CLASSES, what="scratch_model")
+    return at_least(accuracy, SCRATCH_FLOOR, context=f"on {n} held-out images, from a random start")
 
 
 @EX06.check(
-    "the accuracies you report match the grader's measurements (within 0.1)",
+    f"your curves end where your models are (last accuracy within {CURVE_TOLERANCE} of the "
+    "grader's)",
     points=2,
-    needs=("scratch_model", "transfer_model", "scratch_accuracy", "transfer_accuracy"),
-    hint="Report tl.evaluate(...)['accuracy'] of exactly the models you pass.",
+    needs=("transfer_model", "scratch_model", "transfer_curve", "scratch_curve"),
+    hint="Idea: a curve is (seconds, accuracies), one pair per evaluation, the last one after the "
+    "last training step. API: tl.evaluate(model, test_loader)['accuracy'] of the model you pass.",
 )
-def _ex06_reported(o: dict) -> str:
+def _ex06_curves(o: dict) -> str:
     details = []
-    for kind in ("scratch", "transfer"):
+    for kind in ("transfer", "scratch"):
+        _, accuracies = _curve(o[f"{kind}_curve"], f"{kind}_curve")
         measured, _ = measured_accuracy(o[f"{kind}_model"], EX06_CLASSES, what=f"{kind}_model")
-        details.append(agrees(o[f"{kind}_accuracy"], measured, f"{kind}_accuracy"))
+        if abs(accuracies[-1] - measured) > CURVE_TOLERANCE:
+            raise NotYet(
+                f"{kind}_curve ends at {accuracies[-1]:.3f} but the grader measures "
+                f"{measured:.3f} for {kind}_model: the curve should measure the model you pass"
+            )
+        details.append(f"{kind} {accuracies[-1]:.3f} vs {measured:.3f}")
     return "; ".join(details)
 
 
 @EX06.check(
-    "fair comparison: scratch trained at least as long as transfer (seconds > 0)",
+    f"scratch trained at least {EX06_BUDGET} times as long as transfer",
     points=1,
-    needs=("scratch_seconds", "transfer_seconds"),
-    hint="Give scratch a budget of at least transfer_seconds (time.perf_counter()).",
+    needs=("transfer_curve", "scratch_curve"),
+    hint="Idea: the race is about time, so scratch gets far more of it. "
+    "API: keep training until the clock passes scratch_budget = BUDGET_FACTOR * transfer_seconds.",
 )
-def _ex06_fair(o: dict) -> str:
-    scratch, transfer = float(o["scratch_seconds"]), float(o["transfer_seconds"])
-    if not (0 < transfer < 3600 and 0 < scratch < 3600):
-        raise NotYet(f"times must be measured seconds, got {scratch} and {transfer}")
-    if scratch < 0.9 * transfer:
-        raise NotYet(f"scratch had {scratch:.1f} s, transfer {transfer:.1f} s: not the same budget")
-    return f"scratch {scratch:.1f} s >= transfer {transfer:.1f} s"
+def _ex06_budget(o: dict) -> str:
+    transfer = _curve(o["transfer_curve"], "transfer_curve")[0][-1]
+    scratch = _curve(o["scratch_curve"], "scratch_curve")[0][-1]
+    if scratch < EX06_BUDGET * transfer:
+        raise NotYet(
+            f"scratch trained {scratch:.1f} s, transfer {transfer:.2f} s: "
+            f"only {scratch / transfer:.1f} times as long"
+        )
+    return f"scratch {scratch:.1f} s = {scratch / transfer:.0f} x transfer's {transfer:.2f} s"
 
 
 @EX06.check(
-    "the claim holds: transfer beats scratch by >= 0.15 on the grader's images",
+    "seconds_to_reach: the first time at or above the target; math.inf if never",
     points=2,
-    needs=("scratch_model", "transfer_model"),
-    hint="Both models must be the trained ones; the grader measures them itself.",
+    needs=("seconds_to_reach",),
+    hint="Idea: the first evaluation that is high enough counts, equal included; none means "
+    "never. API: zip(seconds, accuracies), return float(...) or math.inf.",
 )
-def _ex06_claim(o: dict) -> str:
-    transfer, _ = measured_accuracy(o["transfer_model"], EX06_CLASSES, what="transfer_model")
-    scratch, _ = measured_accuracy(o["scratch_model"], EX06_CLASSES, what="scratch_model")
-    return at_least(
-        transfer - scratch, 0.15, "gap", f"(transfer {transfer:.3f}, scratch {scratch:.3f})"
-    )
+def _ex06_reading(o: dict) -> str:
+    for seconds, accuracies, target, answer in READING_CASES:
+        got = call_learner(
+            o["seconds_to_reach"], seconds, accuracies, target, name="seconds_to_reach"
+        )
+        if not isinstance(got, numbers.Real) or not (
+            got == answer or (math.isfinite(answer) and math.isclose(got, answer))
+        ):
+            raise NotYet(
+                f"seconds_to_reach({seconds}, {accuracies}, {target}) returned {got!r}; "
+                f"expected {answer}"
+            )
+    return f"{len(READING_CASES)} curves of the grader's read right"
+
+
+@EX06.check(
+    f"the race: transfer reaches {EX06_TARGET} sooner than scratch (read off your curves)",
+    points=2,
+    needs=("transfer_curve", "scratch_curve"),
+    hint="Idea: both curves are measured on the same test images with the clock stopped; "
+    "transfer should pass the target within its run. API: the curves of sections 2 and 3.",
+)
+def _ex06_race(o: dict) -> str:
+    transfer = _reach(*_curve(o["transfer_curve"], "transfer_curve"), EX06_TARGET)
+    scratch = _reach(*_curve(o["scratch_curve"], "scratch_curve"), EX06_TARGET)
+    if not transfer < scratch:
+        raise NotYet(
+            f"seconds to reach {EX06_TARGET}: transfer {transfer:.2f}, scratch {scratch:.2f}: "
+            "transfer should get there first"
+        )
+    shown = "never" if scratch == math.inf else f"{scratch:.1f} s"
+    return f"transfer {transfer:.2f} s, scratch {shown}"
