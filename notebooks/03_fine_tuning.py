@@ -14,35 +14,43 @@
 # ---
 
 # %% [markdown]
-# # 03 · Fine-tuning: unfreeze the last blocks, with a smaller learning rate
+# # 03 · Fine-tuning: how much to thaw, and with which learning rates
 #
 # **You will learn to**
 # - unfreeze chosen blocks (`layer4` + `fc` of a ResNet; the last stages of EfficientNet) with a
-#   `named_parameters()` loop, then with `tl.unfreeze`;
-# - build the optimizer over trainable parameters only, with a *smaller* learning rate, and see
-#   what a large one does to pretrained features;
-# - give each part its own learning rate (parameter groups) and unfreeze gradually;
-# - avoid the BatchNorm pitfall: frozen layers still change their running statistics in `train()`;
-# - compare Adam and SGD with momentum on the same budget.
+#   `named_parameters()` loop, then with `tl.unfreeze`, and give the optimizer trainable
+#   parameters only;
+# - compare three depths on the same data and the same epochs: the head only, the last blocks,
+#   the **whole network**;
+# - give pretrained layers a *smaller* learning rate than the new head (*discriminative* learning
+#   rates) — and check that claim against a control with one learning rate for everything;
+# - follow one BatchNorm policy, and see it measured;
+# - unfreeze gradually; compare Adam and SGD with momentum.
 #
-# *Fine-tuning* continues training some pretrained layers on the new task. It usually beats
-# feature extraction a little — if done gently: the pretrained weights are a good solution
-# already, and large updates destroy it.
+# *Fine-tuning* continues training some pretrained layers on the new task. It can beat feature
+# extraction — if done gently: the pretrained weights are a good solution already, and large
+# updates destroy it.
+#
+# **Seeds.** Training numbers change a little with the seed, and on another computer even with
+# the same seed (its CPU kernels round differently). So every comparison below runs 3 seeds and
+# asserts only differences several times larger than the spread between seeds.
 
 # %%
 # %matplotlib inline
 import copy
 
+import numpy as np
 import torch
 import torchvision
 from matplotlib.figure import Figure
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 import tlcourse as tl
 
 tl.seed_everything(0)
 device = tl.get_device()
+SEEDS = (0, 1, 2)
 
 # %% [markdown]
 # ## 1. Choosing what to train: the syllabus loop, then `tl.unfreeze`
@@ -55,7 +63,7 @@ for name, param in resnet.named_parameters():  # the classic loop: train layer4 
 by_hand = tl.trainable_names(resnet)
 
 tl.freeze(resnet)
-tl.unfreeze(resnet, "layer4", "fc")  # the same, by module name
+tl.unfreeze(resnet, "layer4", "fc")  # the same, by module name (and a note on BatchNorm: section 5)
 assert tl.trainable_names(resnet) == by_hand
 print(len(by_hand), "trainable tensors:", by_hand[:3], "...", by_hand[-2:])
 
@@ -67,162 +75,231 @@ print(f"optimizer holds {in_optimizer:,} of {tl.count_params(resnet)[1]:,} param
 
 # %% [markdown]
 # ## 2. Real fine-tuning, fast
-# EfficientNet-Lite0 with real ImageNet weights on the 10 animal silhouettes. We will fine-tune
-# `features.7` (the last MBConv stage) and `features.8` (the 1×1 head conv). Everything before
-# `features.7` stays frozen, so — as with feature caching — we run it **once** and store its
-# output (192 × 3 × 3 per image at 96 px). Training then only runs the small tail.
+# EfficientNet-Lite0 with real ImageNet weights on the 10 animal silhouettes, at 64 × 64 pixels
+# (small, so that even fine-tuning the whole network takes seconds on a laptop CPU). For the
+# last-blocks experiments we fine-tune `features.7` (the last MBConv stage) and `features.8` (the
+# 1×1 head conv). Everything before `features.7` stays frozen there, so — as with feature
+# caching — we run it **once** and store its output (192 × 2 × 2 per image at 64 px). Training
+# then only runs the small tail.
 
 # %%
-splits = tl.load_splits("animals", {"train": 1000, "val": 200, "test": 1000}, image_size=96, seed=0)
+splits = tl.load_splits("animals", {"train": 500, "val": 200, "test": 1000}, image_size=64, seed=0)
 loaders = tl.make_loaders(splits, batch_size=64, seed=0)
-model = tl.load_pretrained("efficientnet_lite0")
-tl.freeze(model)
-tl.replace_head(model, num_classes=10)
-cached = {name: tl.extract_features(model, loader, layer="features.7") for name, loader in loaders.items()}
+pretrained = tl.load_pretrained("efficientnet_lite0")
+tl.freeze(pretrained)
+tl.replace_head(pretrained, num_classes=10)
+cached = {name: tl.extract_features(pretrained, loader, layer="features.7") for name, loader in loaders.items()}
 print({name: tuple(c.tensors[0].shape) for name, c in cached.items()})
 
-# the rest of the network, sharing its modules (and so its weights) with `model`
-tail = nn.Sequential(model.features[7], model.features[8], model.avgpool, nn.Flatten(1), model.classifier)
+
+def fresh_model(seed: int) -> nn.Module:
+    """The pretrained network with a new head initialised from `seed`; everything frozen."""
+    model = copy.deepcopy(pretrained)
+    tl.seed_everything(seed)
+    model.classifier[-1].reset_parameters()
+    return model
 
 
-def loader(name: str) -> DataLoader:
-    return DataLoader(cached[name], batch_size=64, shuffle=name == "train", generator=tl.make_generator(0))
+def tail_of(model: nn.Module) -> nn.Sequential:
+    """What runs after the cache: it shares its modules (so its weights) with `model`."""
+    return nn.Sequential(model.features[7], model.features[8], model.avgpool, nn.Flatten(1), model.classifier)
 
 
-# %% [markdown]
-# **Stage 1, head only** (feature extraction as in notebook 02; the frozen tail runs once more to
-# get the 1280-d head inputs).
+def cached_loader(name: str, seed: int = 0) -> DataLoader:
+    return DataLoader(cached[name], batch_size=64, shuffle=name == "train", generator=tl.make_generator(seed))
 
-# %%
-with torch.no_grad():
-    body = tail[:-1].eval()
-    head_inputs = {n: TensorDataset(body(c.tensors[0]), c.tensors[1]) for n, c in cached.items()}
-head = model.classifier
-tl.seed_everything(0)
-head_history = tl.fit(head, DataLoader(head_inputs["train"], batch_size=64, shuffle=True, generator=tl.make_generator(0)),
-                      DataLoader(head_inputs["val"], batch_size=256), epochs=30, lr=1e-3, progress=False)
-head_accuracy = tl.evaluate(tail, loader("test"))["accuracy"]
-print(f"head only: test accuracy {head_accuracy:.3f}")
-after_head = copy.deepcopy(tail.state_dict())  # every experiment below starts from here
 
-# %% [markdown]
-# ## 3. Why a smaller learning rate?
-# Unfreeze `features.7`, `features.8` and the head. Compare a gentle learning rate (3e-4 for the
-# pretrained blocks, 1e-3 for the head) with large ones (1e-2 and 1e-1 for everything), same
-# epochs.
-
-# %%
-def fine_tune(lrs: dict, epochs: int = 5, optimizer_class=torch.optim.Adam, **options) -> tuple:
-    tail.load_state_dict(after_head)
-    tl.freeze(model, verbose=False)
+def fine_tune_tail(lrs: dict, seed: int, epochs: int = 3, batchnorm: str = "frozen",
+                   optimizer_class=torch.optim.Adam, **options) -> nn.Module:
+    """Train the parts named in `lrs` (each with its LR) on the cached activations; returns the model."""
+    model = fresh_model(seed)
     tl.unfreeze(model, *lrs, verbose=False)
-    tl.seed_everything(0)
+    if batchnorm == "frozen":
+        tl.freeze_batchnorm(model)  # the course's policy (section 5)
     optimizer = optimizer_class(tl.param_groups(model, lrs), **options)
-    history = tl.fit(tail, loader("train"), loader("val"), epochs=epochs, optimizer=optimizer, progress=False)
-    return history, tl.evaluate(tail, loader("test"))["accuracy"]
+    tl.fit(tail_of(model), cached_loader("train", seed), cached_loader("val"), epochs=epochs,
+           optimizer=optimizer, progress=False)
+    return model
 
 
-gentle = {"classifier": 1e-3, "features.7": 3e-4, "features.8": 3e-4}
-gentle_history, gentle_accuracy = fine_tune(gentle)
-large = {lr: fine_tune({"classifier": lr, "features.7": lr, "features.8": lr}) for lr in (1e-2, 1e-1)}
-large_history, large_accuracy = large[1e-1]
-print(f"head only {head_accuracy:.3f} | fine-tuned with LR 3e-4: {gentle_accuracy:.3f}, "
-      f"1e-2: {large[1e-2][1]:.3f}, 1e-1: {large[1e-1][1]:.3f}")
-tl.plot_history(gentle_history, large_history, labels=["LR 3e-4 (blocks)", "LR 1e-1"])
+def test_accuracy(model: nn.Module) -> float:
+    return tl.evaluate(tail_of(model), cached_loader("test"))["accuracy"]
 
-# %%
-assert gentle_accuracy >= head_accuracy, "fine-tuning should not lose to the head alone"
-assert large_accuracy < large[1e-2][1] < gentle_accuracy, "larger learning rates should hurt more"
-print(f"the large learning rate costs {100 * (gentle_accuracy - large_accuracy):.1f} accuracy points")
+
+def over_seeds(lrs: dict, **options) -> np.ndarray:
+    """Test accuracy of `fine_tune_tail(lrs, seed, **options)` for each seed in SEEDS."""
+    return np.array([test_accuracy(fine_tune_tail(lrs, seed, **options)) for seed in SEEDS])
+
+
+def spread(accuracies: np.ndarray) -> float:
+    return float(accuracies.max() - accuracies.min())
+
 
 # %% [markdown]
-# The first large steps push the pretrained weights far from the solution ImageNet training found;
-# the training loss still goes down (the model memorises the 1,000 images) but held-out accuracy
-# suffers. The gentle run keeps the features and adapts them slightly.
+# ## 3. Why a smaller learning rate for the pretrained layers?
+# A new head starts from random numbers and has far to go; the pretrained blocks are close to a
+# good solution already. Three runs, each from the same pretrained blocks and a fresh head, 3
+# epochs of Adam on the last blocks + head:
+# - **discriminative**: head 1e-2, pretrained blocks 1e-3 (10× smaller, as d2l does);
+# - **uniform 1e-2**: the head's rate for everything (the control: is the smaller rate needed?);
+# - **uniform 1e-3**: the blocks' rate for everything (is the head's larger rate needed?).
 #
 # `tl.param_groups` builds what PyTorch calls *parameter groups*: one learning rate per part of
-# the network (*discriminative learning rates*). Raw PyTorch:
+# the network. Raw PyTorch first:
 
 # %%
+model = fresh_model(0)
+tl.unfreeze(model, "classifier", "features.7", "features.8", verbose=False)
 groups = [
-    {"params": model.classifier.parameters(), "lr": 1e-3},
-    {"params": list(model.features[7].parameters()) + list(model.features[8].parameters()), "lr": 3e-4},
+    {"params": model.classifier.parameters(), "lr": 1e-2},
+    {"params": list(model.features[7].parameters()) + list(model.features[8].parameters()), "lr": 1e-3},
 ]
 raw = torch.optim.Adam(groups)
-library = torch.optim.Adam(tl.param_groups(model, {"classifier": 1e-3, "features": 3e-4}))
+library = torch.optim.Adam(tl.param_groups(model, {"classifier": 1e-2, "features": 1e-3}))
 assert [g["lr"] for g in raw.param_groups] == [g["lr"] for g in library.param_groups]
-print([(g.get("name"), g["lr"], sum(p.numel() for p in g["params"])) for g in library.param_groups])
-
-# %% [markdown]
-# ## 4. Gradual unfreezing
-# Instead of unfreezing everything at once: train the head, then also the last block, then one
-# more, each stage a couple of epochs with a small learning rate (the ULMFiT recipe). Later stages
-# start from earlier ones. The thawed blocks keep their BatchNorm statistics fixed
-# (`tl.freeze_batchnorm`, explained in section 5), so each stage starts exactly where the last
-# one ended.
+sizes = [sum(p.numel() for p in g["params"]) for g in raw.param_groups]
+assert sizes == [sum(p.numel() for p in g["params"]) for g in library.param_groups]
+print([(g["name"], g["lr"], sum(p.numel() for p in g["params"])) for g in library.param_groups])
 
 # %%
-tail.load_state_dict(after_head)
-stages = {"+ features.8": ["classifier", "features.8"], "+ features.7": ["classifier", "features.8", "features.7"]}
-stage_accuracy = {"head (stage 1)": head_accuracy}
-for stage, parts in stages.items():
-    tl.freeze(model, verbose=False)
-    tl.unfreeze(model, *parts, verbose=False)
-    handles = tl.freeze_batchnorm(model)  # BN layers: eval mode, affine weights frozen
-    tl.seed_everything(0)
-    optimizer = torch.optim.Adam(tl.param_groups(model, {part: 3e-4 for part in parts}))
-    tl.fit(tail, loader("train"), loader("val"), epochs=2, optimizer=optimizer, progress=False)
-    for handle in handles:
-        handle.remove()
-    stage_accuracy[stage] = tl.evaluate(tail, loader("test"))["accuracy"]
-    print(f"{stage:<14} trainable {tl.count_params(model)[0]:>9,}  test accuracy {stage_accuracy[stage]:.3f}")
+BLOCKS = ("features.7", "features.8")
+schedules = {
+    "discriminative (1e-2 / 1e-3)": {"classifier": 1e-2, **{block: 1e-3 for block in BLOCKS}},
+    "uniform 1e-2": {"classifier": 1e-2, **{block: 1e-2 for block in BLOCKS}},
+    "uniform 1e-3": {"classifier": 1e-3, **{block: 1e-3 for block in BLOCKS}},
+}
+lr_results = {name: over_seeds(lrs) for name, lrs in schedules.items()}
+for name, accuracies in lr_results.items():
+    print(f"{name:<29} test accuracy {accuracies.mean():.3f} (seeds {np.round(accuracies, 3)}, "
+          f"spread {spread(accuracies):.3f})")
 
-figure = Figure(figsize=(6, 3), layout="constrained")
+figure = Figure(figsize=(7, 3), layout="constrained")
 ax = figure.subplots()
-ax.bar(list(stage_accuracy), list(stage_accuracy.values()), color=["grey", "tab:blue", "tab:green"])
-ax.set_ylim(0.85, 0.95)
-ax.set_ylabel("test accuracy")
-ax.set_title("gradual unfreezing")
+for position, accuracies in enumerate(lr_results.values()):
+    ax.plot([position] * len(SEEDS), accuracies, "o", color="tab:blue")  # one dot per seed
+ax.set_xticks(range(len(lr_results)), list(lr_results))
+ax.axhline(0.1, color="black", linestyle=":", label="chance")
+ax.set(ylabel="test accuracy (3 seeds)", ylim=(0, 1), title="last blocks + head, 3 epochs of Adam")
+ax.legend(fontsize=8)
 figure
 
 # %%
-assert max(stage_accuracy["+ features.8"], stage_accuracy["+ features.7"]) > head_accuracy
+gentle, large = lr_results["discriminative (1e-2 / 1e-3)"], lr_results["uniform 1e-2"]
+# Measured on 2 cores, 3 seeds: discriminative 0.803-0.864 (spread 0.061), uniform 1e-2
+# 0.100-0.189 (spread 0.089). The margin asserted, 0.3, is more than 3x the larger spread.
+assert gentle.min() > large.max() + 0.3, "the head's large rate should wreck the pretrained blocks"
+print(f"the large rate costs {100 * (gentle.mean() - large.mean()):.0f} accuracy points on average")
 
 # %% [markdown]
-# On this small task the gain over the head alone is modest — most of the work was done by the
-# pretrained features — and thawing more can even cost accuracy: with 1,000 images, more
-# trainable weights overfit sooner. Watch the validation numbers and stop thawing when they stop
-# improving. Gradual unfreezing matters more when you thaw many blocks of a big model.
-#
-# ## 5. The BatchNorm pitfall
+# What the seeds say:
+# - **The head's rate, 1e-2, on the pretrained blocks wrecks them**: accuracy falls to about
+#   chance on every seed (the first large steps push the pretrained weights far from the solution
+#   ImageNet training found, and BatchNorm-frozen blocks cannot recover in 3 epochs). The
+#   discriminative run, with 10× less on the blocks, keeps the features. That is the claim
+#   asserted above, with a margin several times the seed spread.
+# - **Does the head need its larger rate?** Not here: uniform 1e-3 is as good as the
+#   discriminative run — the difference is inside the spread between seeds, so this notebook
+#   makes no claim about it. Adam scales each parameter's steps, and a linear head on good
+#   features learns fast even at 1e-3. (With 1e-4 for everything, which we tried, the fresh head
+#   lags behind after 3 epochs.)
+# - How small "small" must be depends on how deep you thaw: section 4 shows 1e-3, harmless on
+#   the last blocks, wrecking the whole network.
+
+# %% [markdown]
+# ## 4. How much to fine-tune: the head, the last blocks, or the whole network?
+# Same data, same fresh heads, same 3 epochs, BatchNorm frozen (section 5):
+# - **head only** (feature extraction): `tl.unfreeze(model, "classifier")`, LR 1e-2, on the
+#   cached activations;
+# - **last blocks**: the discriminative run of section 3 (head 1e-2, blocks 1e-3);
+# - **whole network**: `tl.unfreeze(model)` with no pattern thaws everything; every image now
+#   runs forward *and backward* through all 17 layers, so this one cannot use the cache. It is
+#   the slowest by far, so it runs once (seed 0), next to its uniform-LR control; the spread
+#   over seeds we measured is written next to the asserts. Its body gets 1e-4 and its head 1e-3
+#   (head 10× the body, as d2l does); the control gives everything the head's 1e-3.
+
+# %%
+head_only = over_seeds({"classifier": 1e-2})
+last_blocks = lr_results["discriminative (1e-2 / 1e-3)"]
+
+
+def fine_tune_whole(lrs: dict, seed: int = 0, epochs: int = 3) -> float:
+    """Thaw everything, BatchNorm frozen; train through the full network on the images."""
+    model = fresh_model(seed)
+    tl.unfreeze(model, verbose=False)  # no pattern: every parameter
+    tl.freeze_batchnorm(model)
+    optimizer = torch.optim.Adam(tl.param_groups(model, lrs))
+    tl.fit(model, loaders["train"], loaders["val"], epochs=epochs, optimizer=optimizer, device=device,
+           progress=False)
+    return tl.evaluate(model, loaders["test"])["accuracy"]
+
+
+whole = fine_tune_whole({"classifier": 1e-3, "features": 1e-4})
+whole_uniform = fine_tune_whole({"classifier": 1e-3, "features": 1e-3})
+depth = {"head only": head_only.mean(), "last blocks": last_blocks.mean(), "whole network": whole,
+         "whole, uniform 1e-3": whole_uniform}
+for name, accuracy in depth.items():
+    print(f"{name:<20} test accuracy {accuracy:.3f}")
+
+figure = Figure(figsize=(7, 3), layout="constrained")
+ax = figure.subplots()
+ax.bar(list(depth), list(depth.values()), color=["grey", "tab:blue", "tab:green", "tab:red"])
+ax.set_ylim(0, 1)
+ax.set_ylabel("test accuracy")
+ax.set_title("how much to fine-tune (3 epochs each; discriminative LRs unless marked)")
+figure
+
+# %%
+# Measured on 2 cores: whole network (head 1e-3, body 1e-4) 0.885 / 0.881 / 0.863 for seeds
+# 0 / 1 / 2 (spread 0.022); uniform 1e-3 0.195 / 0.173 for seeds 0 / 1. Margin 0.3 > 10x spread.
+assert whole > whole_uniform + 0.3, "one rate of 1e-3 for the whole pretrained network should wreck it"
+assert whole > 0.75  # a floor 5x the spread below the lowest seed measured (0.863)
+
+# %% [markdown]
+# What this small race says (numbers above; they vary by a few points with the seed):
+# - **One rate for everything wrecks the whole network.** 1e-3 was harmless on the last two
+#   blocks (section 3) and is ruinous on all of them: the early layers — edges, textures — are
+#   the most generic and the most fragile. The deeper you thaw, the smaller the body's rate.
+# - **Head only, last blocks, whole network** come out within a few points of each other after 3
+#   epochs: the pretrained features do most of the work on 500 images. On seed 0 the whole
+#   network was ahead (0.885 against about 0.84), but by less than 3 seed spreads, so no assert
+#   claims an order. What is certain is the cost: every whole-network epoch runs 500 images
+#   forward and backward through all layers, while the other two train on the cache.
+# - Rule of thumb (fast.ai, the Keras guide, d2l): train the head first, then thaw more with
+#   smaller rates while the validation score improves.
+
+# %% [markdown]
+# ## 5. One BatchNorm policy, measured
 # `requires_grad = False` stops *gradient* updates. But a BatchNorm layer in `train()` mode also
 # updates its `running_mean`/`running_var` from every batch it sees — no gradient involved. Put a
 # "frozen" backbone in train mode and its ImageNet statistics drift towards the statistics of your
 # data; the head, trained on the original features, then sees different inputs.
 
 # %%
-tail.load_state_dict(after_head)  # the head-only model: frozen backbone + trained head
-frozen = copy.deepcopy(model)
-batchnorms = {n: m for n, m in frozen.features[:7].named_modules() if isinstance(m, nn.BatchNorm2d)}
+trained = fine_tune_tail({"classifier": 1e-2}, seed=0)  # the head-only model of section 4
+model = copy.deepcopy(pretrained)  # the same weights, without freeze_batchnorm's hooks
+model.classifier.load_state_dict(trained.classifier.state_dict())
+batchnorms = {n: m for n, m in model.features[:7].named_modules() if isinstance(m, nn.BatchNorm2d)}
 before = {n: m.running_mean.clone() for n, m in batchnorms.items()}
-accuracy_before = tl.evaluate(frozen, loaders["val"])["accuracy"]
+accuracy_before = tl.evaluate(model, loaders["val"])["accuracy"]
 
-frozen.train()  # what a training loop does every epoch
+drifting = copy.deepcopy(model)
+drifting.train()  # what a training loop does every epoch
 with torch.no_grad():  # not even a backward pass or an optimizer step...
     for step, (images, _) in enumerate(loaders["train"]):
-        frozen(images)
+        drifting(images)
         if step == 4:
             break
-drift = max((m.running_mean - before[n]).abs().max().item() for n, m in batchnorms.items())
-accuracy_drifted = tl.evaluate(frozen, loaders["val"])["accuracy"]
+drifting_norms = {n: m for n, m in drifting.features[:7].named_modules() if isinstance(m, nn.BatchNorm2d)}
+drift = max((m.running_mean - before[n]).abs().max().item() for n, m in drifting_norms.items())
+accuracy_drifted = tl.evaluate(drifting, loaders["val"])["accuracy"]
 print(f"{len(batchnorms)} frozen BatchNorm layers; running_mean moved by up to {drift:.3f}")
 print(f"val accuracy {accuracy_before:.3f} -> {accuracy_drifted:.3f}, without a single optimizer step")
-assert drift > 0.01 and accuracy_drifted < accuracy_before - 0.02
+assert drift > 0.01 and accuracy_drifted < accuracy_before - 0.03
 
 # %% [markdown]
 # The fix: keep BatchNorm layers in eval mode while the rest trains (`tl.freeze_batchnorm`, which
 # also freezes their affine weights). In raw PyTorch: call `model.train()`, then `.eval()` on every
-# `nn.BatchNorm2d` — after *every* `model.train()` call.
+# `nn.BatchNorm2d` — after *every* `model.train()` call (`tl.freeze_batchnorm` does it with a hook).
 
 # %%
 fixed = copy.deepcopy(model)
@@ -240,30 +317,115 @@ print(f"with freeze_batchnorm: running stats unchanged: {unchanged}; val accurac
 assert unchanged and accuracy_fixed == accuracy_before
 
 # %% [markdown]
-# (Fine-tuned blocks are a different case: when a block is trainable, letting its BatchNorm adapt to
-# the new data is usually fine — that is what `fine_tune` above did for `features.7`/`features.8`.)
-#
-# ## 6. Adam or SGD with momentum?
-# The syllabus uses both. Same blocks, same 5 epochs; SGD usually wants a larger learning rate
-# than Adam.
+# **And in the blocks we fine-tune?** Some tutorials let a thawed block's BatchNorm adapt. The
+# Keras transfer-learning guide keeps it in inference mode. Measure it: the last-blocks run of
+# section 3 again, once with BatchNorm frozen, once adapting (train mode, γ/β trainable).
 
 # %%
-sgd_history, sgd_accuracy = fine_tune({"classifier": 1e-2, "features.7": 1e-3, "features.8": 1e-3},
-                                      optimizer_class=torch.optim.SGD, momentum=0.9)
-print(f"Adam (1e-3 / 3e-4): {gentle_accuracy:.3f} | SGD momentum 0.9 (1e-2 / 1e-3): {sgd_accuracy:.3f}")
-assert min(gentle_accuracy, sgd_accuracy) >= 0.85
-tl.plot_history(gentle_history, sgd_history, labels=["Adam", "SGD"])
+bn_adapting = over_seeds(schedules["discriminative (1e-2 / 1e-3)"], batchnorm="adapting")
+print(f"last blocks, BatchNorm frozen:   {last_blocks.mean():.3f} (spread {spread(last_blocks):.3f})")
+print(f"last blocks, BatchNorm adapting: {bn_adapting.mean():.3f} (spread {spread(bn_adapting):.3f})")
+
+# %% [markdown]
+# **The policy, and why.** This course keeps every pretrained BatchNorm layer in eval mode with
+# its weights frozen, in frozen *and* thawed blocks: `tl.freeze_batchnorm(model)` right after
+# `tl.unfreeze` (as the Keras guide does; `tl.unfreeze` reminds you). What the measurements say:
+# - In the frozen part it is essential: above, 5 batches in train mode cost about 10 points
+#   without a single optimizer step (asserted).
+# - In the thawed blocks it is a judgement call. Here, with a fresh head at 1e-2, letting the
+#   last blocks' BatchNorm adapt scored higher on average; in another run we measured (head
+#   trained first, 1e-3 / 1e-4, 1,000 images) the frozen version was ahead by 3 points
+#   (0.895 vs 0.863, spreads 0.003 and 0.008). Neither difference is large against its seed
+#   spread, so no assert claims a winner. We choose the rule that is always safe — small
+#   batches give noisy statistics, and frozen BatchNorm makes the cached-activation tricks of
+#   this lesson exact — and we measure, rather than assume, when it costs something.
+
+# %% [markdown]
+# ## 6. Gradual unfreezing
+# Instead of unfreezing everything at once: train the head, then also the last block, then one
+# more, each stage a couple of epochs with a small learning rate (the ULMFiT recipe). Later stages
+# start from earlier ones; BatchNorm stays frozen throughout, so each stage starts exactly where
+# the last one ended.
+
+# %%
+def gradual(seed: int) -> dict:
+    model = fresh_model(seed)
+    tail = tail_of(model)
+    stages = {"head": ["classifier"], "+ features.8": ["classifier", "features.8"],
+              "+ features.7": ["classifier", "features.8", "features.7"]}
+    accuracy = {}
+    for stage, parts in stages.items():
+        tl.freeze(model, verbose=False)
+        tl.unfreeze(model, *parts, verbose=False)
+        tl.freeze_batchnorm(model)
+        lrs = {part: 1e-2 if part == "classifier" else 1e-3 for part in parts}
+        optimizer = torch.optim.Adam(tl.param_groups(model, lrs))
+        tl.fit(tail, cached_loader("train", seed), cached_loader("val"), epochs=3 if stage == "head" else 2,
+               optimizer=optimizer, progress=False)
+        accuracy[stage] = tl.evaluate(tail, cached_loader("test"))["accuracy"]
+    return accuracy
+
+
+stage_runs = [gradual(seed) for seed in SEEDS]
+stage_accuracy = {stage: np.array([run[stage] for run in stage_runs]) for stage in stage_runs[0]}
+for stage, accuracies in stage_accuracy.items():
+    print(f"{stage:<14} test accuracy {accuracies.mean():.3f} (spread {spread(accuracies):.3f})")
+
+figure = Figure(figsize=(6, 3), layout="constrained")
+ax = figure.subplots()
+means = [a.mean() for a in stage_accuracy.values()]
+ax.bar(list(stage_accuracy), means, color=["grey", "tab:blue", "tab:green"],
+       yerr=[[m - a.min() for m, a in zip(means, stage_accuracy.values())],
+             [a.max() - m for m, a in zip(means, stage_accuracy.values())]], capsize=3)
+ax.set_ylim(0.5, 1)
+ax.set_ylabel("test accuracy (3 seeds)")
+ax.set_title("gradual unfreezing")
+figure
+
+# %%
+# Measured on 2 cores, 3 seeds: head 0.838, + features.8 0.835, + features.7 0.824 (spreads
+# 0.035 / 0.035 / 0.014). The differences are inside the spread, so only a floor is asserted.
+assert all(accuracies.min() > 0.7 for accuracies in stage_accuracy.values())
+
+# %% [markdown]
+# On this small task thawing more did not pay: every stage lands within the seed spread of the
+# head alone. The pretrained features did most of the work, and with 500 images more trainable
+# weights overfit sooner. Watch the validation numbers and stop thawing when they stop
+# improving; gradual unfreezing matters more when you thaw many blocks of a big model.
+
+# %% [markdown]
+# ## 7. Adam or SGD with momentum?
+# The syllabus uses both. Same blocks, same 3 epochs, 3 seeds; SGD usually wants a larger
+# learning rate than Adam (here 10× the Adam rates of section 3 would be 1e-1: too much; SGD
+# with momentum 0.9 at the same 1e-2 / 1e-3 works).
+
+# %%
+sgd = over_seeds({"classifier": 1e-2, "features.7": 1e-3, "features.8": 1e-3},
+                 optimizer_class=torch.optim.SGD, momentum=0.9)
+print(f"Adam (1e-2 / 1e-3): {last_blocks.mean():.3f} | SGD momentum 0.9 (1e-2 / 1e-3): {sgd.mean():.3f} "
+      f"(spread {spread(sgd):.3f})")
+# Measured on 2 cores, 3 seeds: Adam 0.803-0.864, SGD 0.857 mean (spread 0.017): both work,
+# neither is ahead by more than the spread, so the assert is a floor for both.
+assert min(last_blocks.min(), sgd.min()) > 0.7
 
 # %% [markdown]
 # ## Summary
-# - Unfreeze by name (`layer4`, `fc`, `features.7`), give the optimizer trainable parameters only
-#   (`filter(lambda p: p.requires_grad, ...)`).
-# - Fine-tune pretrained blocks with a smaller learning rate than a new head; large LRs wipe out what
-#   pretraining learned. `tl.param_groups` gives each part its own rate.
-# - Gradual unfreezing adds depth stage by stage.
-# - Frozen BatchNorm layers still drift in `train()` mode: `tl.freeze_batchnorm`.
-# - Caching the frozen part's output makes even fine-tuning fast on a CPU.
+# - Unfreeze by name (`layer4`, `fc`, `features.7`; no name = everything), give the optimizer
+#   trainable parameters only (`filter(lambda p: p.requires_grad, ...)`).
+# - How much to fine-tune: on 500 images the head alone, the last blocks and the whole network
+#   land within a few points of each other; the whole network costs far more per epoch (it
+#   cannot use the cache). Start with the head, thaw more while the validation numbers improve.
+# - Pretrained layers want a smaller learning rate than the new head: the head's rate on the
+#   pretrained layers wrecks them (asserted for the last blocks at 1e-2 and for the whole
+#   network at 1e-3). The deeper you thaw, the smaller the body's rate. `tl.param_groups`
+#   gives each part its own rate.
+# - **BatchNorm policy of this course:** pretrained BatchNorm layers stay in eval mode with their
+#   weights frozen, in frozen *and* thawed blocks (`tl.freeze_batchnorm(model)` right after
+#   `tl.unfreeze`). Essential in the frozen part (measured: ~10 points lost without it); a safe
+#   default in thawed blocks, where the measured difference is within the seed spread.
+# - Gradual unfreezing adds depth stage by stage (no gain on this small task); Adam and SGD with
+#   momentum both work.
 #
 # **Try next:** cache at `features.6` and unfreeze one more stage; SGD with a cosine schedule
-# (`scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=5)` in `tl.fit`).
-# Then open `04_augmentation_and_overfitting`.
+# (`scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=5)` in `tl.fit`); the
+# whole network at 96 px (slower, more accurate). Then open `04_augmentation_and_overfitting`.
