@@ -137,8 +137,12 @@ for name, p32, p16 in zip(photos, fp32, bf16):
 gap = (fp32 - bf16).abs().max().item()
 print(f"largest probability gap {gap:.4f}; one forward: {fp32_seconds:.2f} s fp32, {bf16_seconds:.2f} s bf16 (noisy)")
 assert logits_bf16.dtype == torch.bfloat16 and model.classifier[1].weight.dtype == torch.float32
-confident = fp32.max(1).values > 0.3  # a near-tie may flip; a clear answer must not
-assert torch.equal(fp32.argmax(1)[confident], bf16.argmax(1)[confident]) and gap < 0.1
+# A near-tie may flip (chelsea: Egyptian cat 0.388 vs tiger cat 0.326); a clear answer must not.
+# Here: largest gap 0.022; the clear answers lead by 0.117 to 0.930, over 5x that gap.
+top2 = fp32.topk(2, dim=1).values
+clear = top2[:, 0] - top2[:, 1] > 0.1
+assert clear.sum() >= 3 and torch.equal(fp32.argmax(1)[clear], bf16.argmax(1)[clear])
+assert gap < 0.1  # 4.6x the gap measured here
 
 # %% [markdown]
 # Speed on the CPU depends on the chip (bf16 is fast only with AVX-512-bf16 or AMX); we print it
@@ -201,12 +205,13 @@ for amp in (False, True):
     histories[amp] = tl.fit(mlp, loaders["train"], loaders["val"], epochs=8, lr=1e-3, amp=amp, progress=False)
     print(f"amp={amp!s:<5} val accuracy per epoch {[round(a, 3) for a in histories[amp].val_accuracy]}")
 torch.set_num_threads(threads)
-# 1000 validation images: an accuracy has a ±0.014 standard error, and two training runs that
-# round differently end up a few of those apart; the loss is the smoother thing to compare.
+# bf16 rounds differently, so the two runs drift apart like two seeds do: compare them with the
+# run-to-run noise, not digit by digit. 5 seeds: fp32 0.796-0.807 (spread 0.011), bf16
+# 0.792-0.810 (spread 0.018), bf16 - fp32 from -0.014 to +0.008 (spread 0.022). The final
+# validation losses moved by up to 5.5 % between the two, so the loss is no closer a match.
 fp32_history, bf16_history = histories[False], histories[True]
-assert fp32_history.val_accuracy[-1] > 0.75
-assert abs(bf16_history.val_accuracy[-1] - fp32_history.val_accuracy[-1]) < 0.04
-assert abs(bf16_history.val_loss[-1] / fp32_history.val_loss[-1] - 1) < 0.05
+assert fp32_history.val_accuracy[-1] > 0.75 and bf16_history.val_accuracy[-1] > 0.72  # >= 4x spread
+assert abs(bf16_history.val_accuracy[-1] - fp32_history.val_accuracy[-1]) < 0.08  # 0.014 + 3 x 0.022
 
 # %% [markdown]
 # ## 3. Feeding the device: `num_workers` and `pin_memory`
@@ -350,8 +355,10 @@ accuracy = {
 }
 print(f"val accuracy: 1 process {accuracy[1]:.3f} | 2 processes {accuracy[2]:.3f}")
 assert two.count("DDP world size 2") == 1 and two.count("epoch   1/8") == 1  # rank 0 alone prints
-# Another shuffle order alone moves this number by up to ~0.02 (5 seeds: 0.793-0.814).
-assert accuracy[1] > 0.75 and abs(accuracy[1] - accuracy[2]) < 0.04
+# 10 runs of 1 process over seeds: 0.793-0.814 (spread 0.021); 2 minus 1 process, 5 seeds:
+# -0.005 to +0.005 (spread 0.010).
+assert accuracy[1] > 0.72  # margin 0.073, 3.5x the spread
+assert abs(accuracy[1] - accuracy[2]) < 0.04  # margin 0.035, 3.5x the spread
 
 # %% [markdown]
 # The two runs are not bit-identical: `DistributedSampler` shuffles differently from a plain
