@@ -17,9 +17,9 @@
 # # Exercise 7 · Class imbalance: class weights or a balanced sampler
 #
 # **You practise:** training on imbalanced data (300 cows, only 10 sheep) so that the rare class
-# is still found. With a plain loss the model gets every cow right and calls about 4 sheep in 10
-# "Cow" — the rare class pays for the common one. The grader measures Sheep recall and macro-F1
-# itself on balanced held-out images.
+# is still found. With a plain loss the model gets every cow right and calls a third or more of
+# the sheep "Cow" — the rare class pays for the common one. The grader measures Sheep recall and
+# macro-F1 itself on balanced held-out images.
 #
 # **Which weights are real:** EfficientNet-Lite0 with its real ImageNet weights (frozen; only a
 # new head trains, on cached features).
