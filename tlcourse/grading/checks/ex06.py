@@ -67,7 +67,7 @@ def _reach(seconds: list[float], accuracies: list[float], target: float) -> floa
 
 @EX06.check(
     "transfer_model: pretrained backbone, accuracy >= 0.75 on 250 held-out images",
-    points=3,
+    points=2,
     needs=("transfer_model",),
     hint="Freeze the pretrained Lite0, replace its head, train the head on cached features.",
 )
@@ -79,7 +79,7 @@ def _ex06_transfer(o: dict) -> str:
 
 @EX06.check(
     f"scratch_model: from random weights, and it learned (>= {SCRATCH_FLOOR} held-out; chance 0.2)",
-    points=3,
+    points=2,
     needs=("scratch_model",),
     hint="Idea: all of Lite0 trains from random weights, for the whole budget. "
     "API: tl.load_pretrained('efficientnet_lite0', weights=None); if it stays at chance, "
@@ -160,7 +160,7 @@ def _ex06_reading(o: dict) -> str:
 
 @EX06.check(
     f"the race: transfer reaches {EX06_TARGET} sooner than scratch (read off your curves)",
-    points=2,
+    points=1,
     needs=("transfer_curve", "scratch_curve"),
     hint="Idea: both curves are measured on the same test images with the clock stopped; "
     "transfer should pass the target within its run. API: the curves of sections 2 and 3.",
