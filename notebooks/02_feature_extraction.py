@@ -156,8 +156,9 @@ seconds_per_epoch_cached = cached_history.seconds[-1]
 cached_accuracy = tl.evaluate(cached_head, feature_loaders["test"])["accuracy"]
 speedup = seconds_per_epoch_full / seconds_per_epoch_cached
 print(f"cached: {seconds_per_epoch_cached * 1000:.1f} ms/epoch ({speedup:.0f}x faster), test accuracy {cached_accuracy:.3f}")
-assert speedup > 10
-assert abs(cached_accuracy - full_accuracy) < 0.03  # same recipe, same result up to dropout noise
+assert speedup > 10  # measured 387-670x over 3 seeds (1 thread, busy machine)
+# same recipe, same result up to dropout noise: |difference| 0.003-0.006 over 3 seeds; margin 5x
+assert abs(cached_accuracy - full_accuracy) < 0.03
 
 # %% [markdown]
 # With epochs this cheap we can afford many. 30 epochs on cached features take about a second:
@@ -167,7 +168,7 @@ cached_head.reset_parameters()
 history = tl.fit(cached_head, feature_loaders["train"], feature_loaders["val"], epochs=30, lr=1e-3, progress=False)
 head_accuracy = tl.evaluate(cached_head, feature_loaders["test"])["accuracy"]
 print(f"30 epochs in {sum(history.seconds):.1f} s, best epoch {history.best_epoch}, test accuracy {head_accuracy:.3f}")
-assert head_accuracy >= 0.85
+assert head_accuracy >= 0.85  # 3 seeds: 0.913-0.917 (spread 0.004)
 history.plot(title="linear head on cached EfficientNet-Lite0 features")
 
 # %% [markdown]
@@ -192,7 +193,7 @@ mlp = nn.Sequential(nn.Linear(1280, 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(
 mlp_history = tl.fit(mlp, feature_loaders["train"], feature_loaders["val"], epochs=30, lr=1e-3, progress=False)
 mlp_accuracy = tl.evaluate(mlp, feature_loaders["test"])["accuracy"]
 print(f"linear head {head_accuracy:.3f} | MLP head (256, dropout 0.3) {mlp_accuracy:.3f}")
-assert mlp_accuracy >= 0.85
+assert mlp_accuracy >= 0.85  # 3 seeds: 0.918-0.922 (spread 0.004)
 tl.plot_history(history, mlp_history, labels=["linear", "MLP"])
 
 # %% [markdown]
