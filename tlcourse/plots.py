@@ -71,6 +71,16 @@ def to_displayable(images: torch.Tensor, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.
     return images.clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
+def _image_grid(count: int, columns: int, cell: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """A figure with `count` image cells in rows of `columns`, axes off; returns (figure, axes)."""
+    rows = math.ceil(count / columns)
+    figure = Figure(figsize=(cell[0] * min(columns, count), cell[1] * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, min(columns, count))).ravel()
+    for ax in axes:
+        ax.axis("off")
+    return figure, axes
+
+
 def show_images(
     images,
     labels=None,
@@ -87,12 +97,9 @@ def show_images(
         labels / predictions: (N,) class indices; probabilities: (N,) confidence of the prediction.
     """
     count = len(images)
-    rows = math.ceil(count / columns)
-    figure = Figure(figsize=(1.6 * min(columns, count), 1.8 * rows), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(rows, min(columns, count))).ravel()
+    figure, axes = _image_grid(count, columns, cell=(1.6, 1.8))
     name = (lambda i: class_names[int(i)]) if class_names else (lambda i: str(int(i)))
     for index, ax in enumerate(axes):
-        ax.axis("off")
         if index >= count:
             continue
         ax.imshow(images[index])
@@ -161,11 +168,7 @@ def plot_top_losses(
     images = to_displayable(torch.stack([dataset[int(i)][0] for i in indices]), mean, std)
     name = (lambda i: class_names[int(i)]) if class_names else (lambda i: str(int(i)))
     count = len(indices)
-    rows = math.ceil(count / columns)
-    figure = Figure(figsize=(2.2 * min(columns, count), 2.3 * rows), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(rows, min(columns, count))).ravel()
-    for ax in axes:
-        ax.axis("off")
+    figure, axes = _image_grid(count, columns, cell=(2.2, 2.3))
     for ax, image, index, loss, probs in zip(axes, images, indices, losses, probabilities):
         predicted, true = int(probs.argmax()), int(labels[index])
         ax.imshow(image)
