@@ -88,8 +88,11 @@ for w in (v1, v2):
 # EfficientNet-Lite0/1/2, ship their real ImageNet weights inside pip packages.
 
 # %%
+from tlcourse.models import weights_file  # plumbing: importable from its module, not in tl.*
+
+print(len(tl.available_models()), "names tl.load_pretrained accepts, e.g.", tl.available_models()[:4])
 for name in ("resnet18", "vgg16", "efficientnet_lite0"):
-    path = tl.weights_file(name)
+    path = weights_file(name)
     print(f"{name:<20} {'cached' if os.path.exists(path) else 'NOT cached':<10} {path}")
 
 with warnings.catch_warnings(record=True) as caught:

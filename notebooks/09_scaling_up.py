@@ -218,7 +218,7 @@ assert abs(bf16_history.val_accuracy[-1] - fp32_history.val_accuracy[-1]) < 0.08
 # A GPU waits if the next batch is not ready. With `num_workers=N`, N worker processes decode and
 # augment batches in parallel while the model trains (each worker uses one thread). The shuffle
 # order comes from the loader's seeded generator in the main process, so it does not depend on
-# the number of workers; random augmentations are seeded per worker (`tl.seed_worker`).
+# the number of workers; random augmentations are seeded per worker (`tlcourse.device.seed_worker`).
 
 # %%
 augmented = tl.load_splits("animals", {"train": 256}, image_size=96, augment=True)["train"]

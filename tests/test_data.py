@@ -8,6 +8,7 @@ import torch
 from torchvision import datasets
 
 import tlcourse as tl
+from tlcourse.data import ANIMAL_CLASSES, load_digits, load_numpy_pickle, resize_once
 
 
 class RunsCode:
@@ -26,10 +27,10 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps(RunsCode()))
     with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
-        tl.load_numpy_pickle(path)
+        load_numpy_pickle(path)
     good = tmp_path / "good.pkl"
     good.write_bytes(pickle.dumps(np.arange(6).reshape(2, 3)))
-    assert tl.load_numpy_pickle(good).tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert load_numpy_pickle(good).tolist() == [[0, 1, 2], [3, 4, 5]]
 
 
 def test_stratified_split_is_disjoint_balanced_and_seeded():
@@ -49,7 +50,7 @@ def test_load_splits_gives_normalised_3_channel_tensors():
     image, label = splits["train"][0]
     assert image.shape == (3, 64, 64) and image.dtype == torch.float32
     assert -1.0 <= image.min() < 0 < image.max() <= 1.0  # Lite normalisation: [-1, 1]
-    assert isinstance(label, int) and splits["test"].classes == tl.ANIMAL_CLASSES
+    assert isinstance(label, int) and splits["test"].classes == ANIMAL_CLASSES
     augmented = tl.load_splits("animals", {"train": 50}, image_size=64, augment=True)["train"]
     assert not torch.equal(augmented[0][0], augmented[0][0])  # random each time
 
@@ -64,8 +65,8 @@ def test_resized_once_splits_yield_the_same_tensors_as_resizing_every_time(size,
     for index in range(len(split)):
         assert torch.equal(split[index][0], per_epoch[index][0])
     rgb = np.stack([originals[:3]] * 3, axis=-1)  # (3, 28, 28, 3): the colour path
-    assert tl.resize_once(rgb, size).shape == (3, size, size, 3)
-    assert np.array_equal(tl.resize_once(rgb, size)[..., 0], tl.resize_once(originals[:3], size))
+    assert resize_once(rgb, size).shape == (3, size, size, 3)
+    assert np.array_equal(resize_once(rgb, size)[..., 0], resize_once(originals[:3], size))
 
 
 def test_imagenet_normalisation_for_torchvision_models():
@@ -121,7 +122,7 @@ def test_loaders_with_workers_repeat_exactly():
 
 
 def test_digits_and_photos_are_available_offline():
-    images, labels, classes = tl.load_digits()
+    images, labels, classes = load_digits()
     assert images.shape == (5000, 28, 28) and len(classes) == 10
     photos = tl.sample_photos()
     assert {"chelsea", "coffee", "rocket"} <= set(photos) and photos["coffee"].shape[-1] == 3

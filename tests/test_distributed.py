@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 import tlcourse as tl
 from tlcourse import distributed
+from tlcourse.device import seed_worker
 
 BATCH = 8  # per process; the one-process reference uses 2 × BATCH
 EPOCHS = 3
@@ -108,7 +109,7 @@ def test_shard_loader_keeps_the_loader_settings(group_of_one):
     assert sharded.sampler.shuffle and sharded.sampler.seed == 3
     assert (sharded.batch_size, sharded.num_workers) == (4, 2)
     assert sharded.collate_fn is loader.collate_fn
-    assert sharded.worker_init_fn is tl.seed_worker
+    assert sharded.worker_init_fn is seed_worker
     assert distributed.global_sums(sharded, 1.5, 2, 3) == (1.5, 2.0, 3.0)  # one process: same
 
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 
 import tlcourse as tl
+from tlcourse.data import load_numpy_pickle
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -225,7 +226,7 @@ CASES = [
         "package-pickle-runs-code",
         lambda c: (
             (c.tmp / "evil.pkl").write_bytes(pickle.dumps(OpensAFile(c.tmp / "pwned")))
-            and tl.load_numpy_pickle(c.tmp / "evil.pkl")
+            and load_numpy_pickle(c.tmp / "evil.pkl")
         ),
         pickle.UnpicklingError,
         r"refusing to load (builtins|io)\.open: only numpy arrays",

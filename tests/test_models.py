@@ -9,6 +9,7 @@ import torchvision
 from torch import nn
 
 import tlcourse as tl
+from tlcourse.models import weights_file
 
 CATEGORIES = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
@@ -146,7 +147,7 @@ def test_torchvision_offline_warns_loudly_and_is_random(tmp_path, monkeypatch):
 
 def test_torchvision_weights_load_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    path = tl.weights_file("resnet18")
+    path = weights_file("resnet18")
     assert path.startswith(str(tmp_path))
     reference = torchvision.models.resnet18(weights=None)
     torch.save(reference.state_dict(), _mkdirs(path))

@@ -223,7 +223,7 @@ def test_progress_prints_the_first_and_last_epoch_and_throttles_fast_ones(capsys
         out = capsys.readouterr().out.splitlines()
         return [line.split()[1] for line in out if line.startswith("epoch")]
 
-    monkeypatch.setattr(tl.train, "LINE_SECONDS", 0.0)  # every epoch is due a line
+    monkeypatch.setattr(tl.report, "LINE_SECONDS", 0.0)  # every epoch is due a line
     assert epoch_lines() == ["1/5", "2/5", "3/5", "4/5", "5/5"]
-    monkeypatch.setattr(tl.train, "LINE_SECONDS", 1e9)  # epochs far faster than the interval
+    monkeypatch.setattr(tl.report, "LINE_SECONDS", 1e9)  # epochs far faster than the interval
     assert epoch_lines() == ["1/5", "5/5"]

@@ -8,21 +8,17 @@
 
 from tlcourse.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from tlcourse.data import (
-    ANIMAL_CLASSES,
     ImageArrayDataset,
     balanced_sampler,
     class_weights,
     load_animals,
-    load_digits,
-    load_numpy_pickle,
     load_splits,
     make_loaders,
-    resize_once,
     sample_photos,
     stratified_split,
     transforms_for,
 )
-from tlcourse.device import get_device, make_generator, seed_everything, seed_worker
+from tlcourse.device import get_device, make_generator, seed_everything
 from tlcourse.features import extract_features
 from tlcourse.freeze import (
     count_params,
@@ -33,7 +29,7 @@ from tlcourse.freeze import (
     unfreeze,
 )
 from tlcourse.grading import check
-from tlcourse.imagefolder import ImageFolderDataset, load_imagefolder, to_rgb, write_imagefolder
+from tlcourse.imagefolder import load_imagefolder, write_imagefolder
 from tlcourse.metrics import classification_metrics, roc_auc, sensitivity_specificity
 from tlcourse.models import (
     PretrainedWeightsUnavailable,
@@ -41,7 +37,6 @@ from tlcourse.models import (
     get_head,
     load_pretrained,
     replace_head,
-    weights_file,
 )
 from tlcourse.plots import (
     plot_confusion_matrix,
@@ -56,10 +51,8 @@ from tlcourse.train import History, evaluate, fit, predict, train_one_epoch
 __version__ = "0.1.0"
 
 __all__ = [
-    "ANIMAL_CLASSES",
     "History",
     "ImageArrayDataset",
-    "ImageFolderDataset",
     "PretrainedWeightsUnavailable",
     "available_models",
     "balanced_sampler",
@@ -76,10 +69,8 @@ __all__ = [
     "get_head",
     "load_animals",
     "load_checkpoint",
-    "load_digits",
     "load_imagefolder",
     "load_model_state",
-    "load_numpy_pickle",
     "load_pretrained",
     "load_splits",
     "make_generator",
@@ -90,22 +81,18 @@ __all__ = [
     "plot_top_losses",
     "predict",
     "replace_head",
-    "resize_once",
     "roc_auc",
     "sample_photos",
     "save_checkpoint",
     "seed_everything",
-    "seed_worker",
     "sensitivity_specificity",
     "show_images",
     "stratified_split",
     "to_displayable",
     "top_losses",
-    "to_rgb",
     "train_one_epoch",
     "trainable_names",
     "transforms_for",
     "unfreeze",
-    "weights_file",
     "write_imagefolder",
 ]

@@ -40,6 +40,7 @@ def info() -> int:
     import torchvision
 
     import tlcourse as tl
+    from tlcourse.models import weights_file
 
     print(
         f"tlcourse {tl.__version__}  torch {torch.__version__}  "
@@ -54,7 +55,7 @@ def info() -> int:
     print(f"\npretrained weights (torch hub cache: {torch.hub.get_dir()}):")
     for name in sorted(tl.models.LITE_MODELS) + COURSE_MODELS:
         try:
-            path = tl.weights_file(name)
+            path = weights_file(name)
             status = (
                 "available offline" if os.path.exists(path) else "needs a download (not cached)"
             )

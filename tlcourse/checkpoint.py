@@ -14,10 +14,13 @@ import os
 import pickle
 import random
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from tlcourse import distributed
 
 
 def save_checkpoint(path: str | Path, model: nn.Module | None = None, **extra) -> Path:
@@ -113,3 +116,57 @@ def restore_rng_state(state: dict, generator: torch.Generator | None = None) -> 
         torch.cuda.set_rng_state_all(state["cuda"])
     if "loader" in state and generator is not None:
         generator.set_state(state["loader"])
+
+
+def state_on_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights on the CPU: later training steps do not change it.
+
+    Example:
+        >>> best = state_on_cpu(model); ...; model.load_state_dict(best)  # back to the best epoch
+    """
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def save_fit_state(
+    path: str | Path,
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    history,
+    best_score,
+    best_state,
+    loader,
+) -> None:
+    """Everything `fit(resume_from=path)` needs to continue as if never stopped (rank 0 writes).
+
+    Example:
+        >>> tl.fit(model, train, val, epochs=10, checkpoint="run.pt")  # calls this every epoch
+    """
+    if not distributed.is_main():  # DDP: one process writes the file
+        return
+    save_checkpoint(
+        path,
+        model,
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict() if scheduler else None,
+        epoch=len(history.train_loss),
+        history=asdict(history),
+        best_score=best_score,
+        best_state=best_state,
+        rng=rng_state(loader.generator),
+    )
+
+
+def resume_fit(path: str | Path, model: nn.Module, optimizer, scheduler, loader) -> dict:
+    """Load what `save_fit_state` wrote: weights, optimizer, scheduler and random states restored;
+    returns the checkpoint dict ("history", "best_score", "best_state", "epoch").
+
+    Example:
+        >>> tl.fit(model, train, val, epochs=10, resume_from="run.pt")  # calls this once
+    """
+    state = load_checkpoint(path, model)
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler"):
+        scheduler.load_state_dict(state["scheduler"])
+    restore_rng_state(state["rng"], loader.generator)
+    return state
