@@ -49,11 +49,13 @@ nbval: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOK_DIRS)
 
-# exercises/ is generated from solutions/ (### BEGIN/END SOLUTION blocks -> NotImplementedError).
+# exercises/ is generated from solutions/ (### BEGIN/END SOLUTION blocks -> NotImplementedError),
+# and the table of exercises/README.md from the checks modules in tlcourse/grading/checks/.
 exercises: $(STAMP)
 	$(BIN)/python -m tlcourse.grading.generate
 
-# CI: exercises/ must equal a fresh generation (like `git diff --exit-code exercises/`).
+# CI: exercises/ and its README table must equal a fresh generation, and every solution must
+# have a checks module and back (the message names the missing file).
 exercises-check: $(STAMP)
 	$(BIN)/python -m tlcourse.grading.generate --check
 

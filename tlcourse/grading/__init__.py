@@ -9,7 +9,7 @@ Example:
     >>> tl.check("ex02", make_feature_extractor=make_feature_extractor, model=model)
 """
 
-from tlcourse.grading import checks  # noqa: F401  (registers the ten exercises)
+from tlcourse.grading import checks  # noqa: F401  (finds and registers every exercise)
 from tlcourse.grading.data import (
     IMAGE_SIZE,
     heldout_data,
@@ -17,6 +17,7 @@ from tlcourse.grading.data import (
     write_medical_standin,
 )
 from tlcourse.grading.grader import CheckFailed, Report, check
+from tlcourse.grading.ids import exercise_id
 from tlcourse.grading.progress import format_progress, load_progress, progress_path
 from tlcourse.grading.registry import EXERCISES, find_exercise
 
@@ -26,6 +27,7 @@ __all__ = [
     "CheckFailed",
     "Report",
     "check",
+    "exercise_id",
     "find_exercise",
     "format_progress",
     "heldout_data",

@@ -2,7 +2,8 @@
 
 In `solutions/NN_name.py` the learner's part sits between `### BEGIN SOLUTION: <what to do>`
 and `### END SOLUTION`; the exercise gets `raise NotImplementedError("Exercise N: <what to do>")`
-at the same indentation. Both the `.py` and the `.ipynb` (no outputs, fixed cell ids) are written.
+at the same indentation. Both the `.py` and the `.ipynb` (no outputs, fixed cell ids) are written,
+and the table of exercises/README.md from the registry (see `readme`).
 
     python -m tlcourse.grading.generate            # = make exercises
     python -m tlcourse.grading.generate --check    # exit 1 if exercises/ is out of date (CI)
@@ -18,6 +19,9 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+
+from tlcourse.grading.ids import exercise_number, solution_files
+from tlcourse.grading.readme import readme_problems, write_readme
 
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION(?::\s*(?P<task>.*\S))?\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
@@ -71,8 +75,8 @@ def generate(solutions: Path, exercises: Path) -> list[Path]:
     """Write exercises/NN_name.{py,ipynb} for every solutions/NN_name.py; returns the paths."""
     exercises.mkdir(parents=True, exist_ok=True)
     written = []
-    for solution in sorted(solutions.glob("[0-9][0-9]_*.py")):
-        number = int(solution.name[:2])
+    for solution in solution_files(solutions).values():
+        number = exercise_number(solution.name)
         script = blank_solutions(solution.read_text(encoding="utf-8"), number, str(solution))
         for suffix, text in ((".py", script), (".ipynb", to_ipynb(script, solution.stem))):
             target = exercises / f"{solution.stem}{suffix}"
@@ -84,7 +88,8 @@ def generate(solutions: Path, exercises: Path) -> list[Path]:
 
 
 def stale(solutions: Path, exercises: Path) -> list[str]:
-    """Files of `exercises` that differ from a fresh generation (changed, missing or extra)."""
+    """Files of `exercises` that differ from a fresh generation (changed, missing or extra),
+    and README.md's table if it differs from the registry (or a solution has no checks)."""
     with tempfile.TemporaryDirectory() as folder:
         fresh = generate(solutions, Path(folder))
         names = {p.name for p in fresh}
@@ -99,7 +104,8 @@ def stale(solutions: Path, exercises: Path) -> list[str]:
         for p in sorted(exercises.glob("[0-9][0-9]_*"))
         if p.suffix in (".py", ".ipynb") and p.name not in names
     ]
-    return problems + [f"{p}: has no solution (delete it)" for p in extra]
+    extra_problems = [f"{p}: has no solution (delete it)" for p in extra]
+    return problems + extra_problems + readme_problems(solutions, exercises / "README.md")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if problems else 0
         for path in generate(args.solutions, args.exercises):
             print(f"wrote {path}")
+        readme = args.exercises / "README.md"
+        print(f"{'wrote' if write_readme(args.solutions, readme) else 'unchanged'} {readme}")
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 
+from tlcourse.grading.data import clear_outputs
+from tlcourse.grading.progress import record_attempt, symbols
 from tlcourse.grading.registry import (
     REPORT_ENV,
     TIMEOUT_ENV,
@@ -107,15 +108,6 @@ class Report:
         }
 
 
-def symbols() -> tuple[str, str]:
-    """✅/❌ where the console can print them, else plain ASCII (old Windows consoles)."""
-    try:
-        "✅❌".encode(getattr(sys.stdout, "encoding", None) or "ascii")
-        return "✅", "❌"
-    except (UnicodeEncodeError, LookupError):
-        return "[ok]", "[x]"
-
-
 def _object_problem(
     exercise: Exercise, needs: tuple[str, ...], objects: dict
 ) -> tuple[str, str] | None:
@@ -175,9 +167,6 @@ def check(exercise: str, /, **objects) -> Report:
     Example:
         >>> tl.check("ex05", model=model, optimizer=optimizer)
     """
-    from tlcourse.grading import progress
-    from tlcourse.grading.data import clear_outputs
-
     ex = find_exercise(exercise)
     seconds = float(os.environ.get(TIMEOUT_ENV, "120"))
     results = []
@@ -197,7 +186,7 @@ def check(exercise: str, /, **objects) -> Report:
     if unknown:
         report.notes.append(f"ignored {unknown}; this exercise uses {sorted(ex.objects)}")
     print(report.format())
-    progress.record_attempt(ex.id, report.status, report.points, ex.max_points)
+    record_attempt(ex.id, report.status, report.points, ex.max_points)
     _append_report(report)
     if not report.passed:
         failing = sum(not r.passed for r in results)

@@ -3,6 +3,7 @@
 `tl.check(...)` records every attempt; `python -m tlcourse progress` prints the table. The file
 lives in `platformdirs.user_data_dir("tlcourse")` unless `TLCOURSE_PROGRESS` names another path.
 A damaged file is moved aside with a message and a fresh one started: progress never crashes.
+`symbols()` picks ✅/❌ or plain ASCII for this console (the grader's report uses it too).
 
 Example:
     >>> record_attempt("ex03", "passed", 10, 10)
@@ -18,7 +19,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tlcourse.grading.registry import EXERCISES
+
 PROGRESS_ENV = "TLCOURSE_PROGRESS"
+
+
+def symbols() -> tuple[str, str]:
+    """✅/❌ where the console can print them, else plain ASCII (old Windows consoles)."""
+    try:
+        "✅❌".encode(getattr(sys.stdout, "encoding", None) or "ascii")
+        return "✅", "❌"
+    except (UnicodeEncodeError, LookupError):
+        return "[ok]", "[x]"
 
 
 def progress_path() -> Path:
@@ -96,9 +108,6 @@ def record_attempt(
 
 def format_progress(path: str | Path | None = None) -> str:
     """The progress table: every exercise, its status, best points and last attempt."""
-    from tlcourse.grading.grader import symbols
-    from tlcourse.grading.registry import EXERCISES
-
     path = Path(path) if path else progress_path()
     entries = load_progress(path)["exercises"]
     ok, bad = symbols()

@@ -3,22 +3,28 @@
 A check is a small function that recomputes what it needs from the learner's objects and either
 returns a short detail ("0.93 on 250 held-out images") or raises `NotYet` with what is wrong.
 `call_learner` and `time_limit` turn learner code that raises or hangs into such an answer.
+An exercise's id is written once, as its checks module's name (`checks/ex02.py` -> "ex02");
+`discover` imports every such module, so there is no list of exercises to keep by hand.
 
-Example:
-    >>> EX02 = exercise("ex02", "Freeze and replace the head", "02_freeze", {"model": Spec(...)})
+Example (in tlcourse/grading/checks/ex02.py):
+    >>> EX02 = exercise(__name__, "Freeze and replace the head", {"model": Spec(...)})
     >>> @EX02.check("only the head trains", points=2, hint="tl.freeze(model) first")
     ... def _(objects): ...
 """
 
 from __future__ import annotations
 
+import importlib
 import numbers
+import pkgutil
 import re
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from tlcourse.grading.ids import SOLUTIONS, exercise_id, exercise_number, solution_files
 
 TIMEOUT_ENV = "TLCOURSE_CHECK_TIMEOUT"  # seconds one check may take (default 120)
 REPORT_ENV = "TLCOURSE_CHECK_REPORT"  # set by `python -m tlcourse check`: results as JSON lines
@@ -61,11 +67,25 @@ class Check:
 
 @dataclass
 class Exercise:
-    id: str
+    id: str  # "ex03": the name of its checks module
     title: str
-    notebook: str  # file stem in solutions/ and exercises/, e.g. "02_feature_extraction"
     objects: dict[str, Spec]
+    module: str = ""  # the checks module that registered it, e.g. "tlcourse.grading.checks.ex03"
+    summary: str = ""  # what the learner practises (one line of the exercises/README.md table)
+    weights: str = ""  # which pretrained weights it uses (the same table)
     checks: list[Check] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        return exercise_number(self.id)
+
+    @property
+    def notebook(self) -> str:
+        """The file stem in solutions/ and exercises/, e.g. "03_vgg16_custom_dataset"."""
+        solution = solution_files(SOLUTIONS).get(self.id)
+        if solution is None:
+            raise LookupError(f"{self.id}: no {SOLUTIONS}/{self.number:02d}_<name>.py")
+        return solution.stem
 
     def check(self, title: str, points: int, hint: str, needs: tuple[str, ...] = ()):
         """Decorator: register `function(objects) -> detail` as one check of this exercise."""
@@ -84,10 +104,36 @@ class Exercise:
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(id: str, title: str, notebook: str, objects: dict[str, Spec]) -> Exercise:
-    """Create and register an exercise; add checks with `@EXERCISE.check(...)`."""
-    EXERCISES[id] = Exercise(id, title, notebook, objects)
-    return EXERCISES[id]
+def exercise(
+    module: str, title: str, objects: dict[str, Spec], summary: str = "", weights: str = ""
+) -> Exercise:
+    """Create and register the exercise of checks module `module` (pass `__name__`).
+
+    Its id comes from the module's name: `checks/ex03.py` registers "ex03". Add checks with
+    `@EXERCISE.check(...)`; `summary` and `weights` fill its row of the exercises/README.md table.
+    """
+    key = exercise_id(module)
+    known = EXERCISES.get(key)
+    if known is not None and known.module != module:
+        raise ValueError(f"{module} and {known.module} both register {key}: rename one")
+    EXERCISES[key] = Exercise(key, title, objects, module, summary, weights)
+    return EXERCISES[key]
+
+
+def discover(package: str, path: Iterable[str]) -> list[str]:
+    """Import every `exNN` module of `package` (its folder `path`): each registers its exercise.
+
+    Returns the imported module names. A module that registers nothing is an ImportError that
+    names it, so a checks file cannot be silently skipped.
+    """
+    names = sorted(m.name for m in pkgutil.iter_modules(path) if re.fullmatch(r"ex\d+", m.name))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+        if exercise_id(name) not in EXERCISES:
+            raise ImportError(
+                f"{package}.{name} registers no exercise: call exercise(__name__, ...)"
+            )
+    return [f"{package}.{name}" for name in names]
 
 
 def call_learner(function: Callable, *args, name: str | None = None):
@@ -128,10 +174,11 @@ def time_limit(seconds: float):
 
 
 def find_exercise(name: str) -> Exercise:
-    """The registered exercise `name` ("ex03"; "ex3", "3" and "03" work too)."""
-    key = str(name).strip().lower()
-    number = re.fullmatch(r"(?:ex)?(\d+)", key)
-    key = f"ex{int(number.group(1)):02d}" if number else key
+    """The registered exercise `name` ("ex03"; "ex3", "3", "03" and its notebook work too)."""
+    try:
+        key = exercise_id(name)
+    except ValueError:
+        key = None
     if key not in EXERCISES:
         raise ValueError(f"unknown exercise {name!r}: choose one of {', '.join(sorted(EXERCISES))}")
     return EXERCISES[key]

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tlcourse.grading.grader import symbols
+from tlcourse.grading.ids import exercise_id
+from tlcourse.grading.progress import record_attempt, symbols
 from tlcourse.grading.registry import EXERCISES, REPORT_ENV, find_exercise
 
 CELL_TIMEOUT = 300  # seconds one cell may run before the runner stops the notebook
@@ -59,9 +60,11 @@ def _exercise_of(path: Path, sources: list[str]) -> str | None:
     for source in sources:
         found = re.search(r"check\(\s*['\"](ex\d+)['\"]", source)
         if found:
-            return found.group(1)
-    number = re.match(r"(\d+)_", path.name)
-    key = f"ex{int(number.group(1)):02d}" if number else None
+            return exercise_id(found.group(1))
+    try:
+        key = exercise_id(path.name)
+    except ValueError:
+        return None
     return key if key in EXERCISES else None
 
 
@@ -165,8 +168,6 @@ def format_run(run: NotebookRun) -> str:
 
 def check_notebook(path: str | Path, timeout: float = CELL_TIMEOUT) -> int:
     """Run and grade one notebook, print the summary. Exit status: 0 all pass, 1 not, 2 bad path."""
-    from tlcourse.grading import progress
-
     path = Path(path)
     if path.suffix != ".ipynb" or not path.is_file():
         print(f"error: {path} is not a notebook file (.ipynb); e.g. exercises/01_….ipynb")
@@ -177,5 +178,5 @@ def check_notebook(path: str | Path, timeout: float = CELL_TIMEOUT) -> int:
         status = (
             "not attempted" if any(p.kind == "not attempted" for p in run.problems) else "error"
         )
-        progress.record_attempt(run.exercise, status, 0, find_exercise(run.exercise).max_points)
+        record_attempt(run.exercise, status, 0, find_exercise(run.exercise).max_points)
     return 0 if run.passed else 1

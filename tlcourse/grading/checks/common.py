@@ -36,13 +36,31 @@ def listing(*parts: tuple[str, list[str]]) -> str:
     )
 
 
-def agrees(reported: float, measured: float, what: str) -> str:
-    if abs(float(reported) - measured) > TOLERANCE:
+def agrees(
+    reported: float,
+    measured: float,
+    what: str,
+    tolerance: float = TOLERANCE,
+    of: str = "the model you passed",
+    fix: str = "report what your model really does",
+) -> str:
+    """'0.910 vs 0.880' if a number the learner reports is within `tolerance` of the grader's own
+    measurement `measured` of the same thing; else NotYet with both numbers and `fix`.
+
+    Every "your reported number matches the grader" check goes through here, so a pasted
+    number fails with the same kind of message everywhere.
+
+    Example:
+        >>> agrees(0.91, 0.88, "accuracy")
+        '0.910 vs 0.880'
+    """
+    reported = float(reported)
+    if not abs(reported - measured) <= tolerance:  # `not <=`: a NaN report fails too
         raise NotYet(
-            f"you report {what} {float(reported):.3f} but the grader measures {measured:.3f} "
-            "for the model you passed: report what your model really does"
+            f"you report {what} {reported:.3f} but the grader measures {measured:.3f} for {of} "
+            f"({abs(reported - measured):.3f} apart; at most {tolerance:g} is allowed): {fix}"
         )
-    return f"{float(reported):.3f} vs {measured:.3f}"
+    return f"{reported:.3f} vs {measured:.3f}"
 
 
 def at_least(value: float, floor: float, what: str = "", context: str = "") -> str:

@@ -19,13 +19,14 @@ from tlcourse.grading.registry import NotYet, Spec, call_learner, exercise
 from tlcourse.models import get_head, load_pretrained
 
 EX01 = exercise(
-    "ex01",
+    __name__,
     "Load a pretrained model and find its head",
-    "01_load_and_inspect",
     {
         "model": Spec(MODULE, "the pretrained EfficientNet-Lite0", "model"),
         "head_info": Spec(FUNCTION, "your function head_info(model) -> dict", "head_info"),
     },
+    summary="load a pretrained model, find the head, count parameters",
+    weights="Lite0 real; VGG16/ResNet18 structure only",
 )
 
 

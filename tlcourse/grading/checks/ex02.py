@@ -22,9 +22,8 @@ from tlcourse.grading.registry import NotYet, Spec, call_learner, exercise
 from tlcourse.models import get_head, load_pretrained
 
 EX02 = exercise(
-    "ex02",
+    __name__,
     "Feature extraction: freeze, replace the head",
-    "02_freeze_and_replace_head",
     {
         "make_feature_extractor": Spec(
             FUNCTION,
@@ -33,6 +32,8 @@ EX02 = exercise(
         ),
         "model": Spec(MODULE, "your ResNet18 for 5 classes", "model"),
     },
+    summary="feature extraction: freeze, new head",
+    weights="ResNet18 random (offline); Lite0 real",
 )
 
 

@@ -20,15 +20,16 @@ from tlcourse.grading.registry import NotYet, Spec, exercise, number
 
 EX03_CLASSES = ["Bird", "Cat", "Elephant", "Giraffe", "Zebra"]
 EX03 = exercise(
-    "ex03",
+    __name__,
     "VGG16 feature extraction on your ImageFolder",
-    "03_vgg16_custom_dataset",
     {
         "vgg": Spec(MODULE, "VGG16 with a new classifier[6]", "vgg"),
         "model": Spec(MODULE, "Lite0 with its trained head", "model"),
         "class_names": Spec((list, tuple), "train_set.classes", "train_set.classes"),
         "accuracy": number("your test accuracy of model", "test_accuracy"),
     },
+    summary="ImageFolder dataset; VGG16 `classifier[6]`; train a head on cached features",
+    weights="VGG16 random (structure); Lite0 real (accuracy)",
 )
 
 

@@ -16,14 +16,15 @@ from tlcourse.grading.registry import NotYet, Spec, call_learner, exercise
 from tlcourse.models import get_head, load_pretrained
 
 EX04 = exercise(
-    "ex04",
+    __name__,
     "Optimizer: trainable parameters, head/body LRs",
-    "04_optimizer_param_groups",
     {
         "make_optimizer": Spec(FUNCTION, "your function make_optimizer(model)", "make_optimizer"),
         "model": Spec(MODULE, "the partly frozen Lite0 of the notebook", "model"),
         "optimizer": Spec((torch.optim.Optimizer,), "your optimizer for model", "optimizer"),
     },
+    summary="an optimizer over trainable parameters only, two learning rates",
+    weights="Lite0 real",
 )
 HEAD_LR, BODY_LR = 1e-3, 1e-4
 

@@ -15,13 +15,14 @@ from tlcourse.grading.checks.common import (
 from tlcourse.grading.registry import NotYet, Spec, exercise
 
 EX05 = exercise(
-    "ex05",
+    __name__,
     "Fine-tune layer3 + layer4 of ResNet34",
-    "05_finetune_resnet34",
     {
         "model": Spec(MODULE, "your ResNet34 for 10 classes", "model"),
         "optimizer": Spec((torch.optim.Optimizer,), "your optimizer", "optimizer"),
     },
+    summary="unfreeze exactly `layer3`, `layer4`, `fc`; lower LR for blocks; BatchNorm",
+    weights="ResNet34 random (structure)",
 )
 BLOCKS = ("layer3", "layer4")
 

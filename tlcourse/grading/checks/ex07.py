@@ -26,9 +26,8 @@ from tlcourse.metrics import classification_metrics
 
 EX07_CLASSES, EX07_MINORITY = ["Cow", "Sheep"], 1  # 300 cows, 10 sheep in the training set
 EX07 = exercise(
-    "ex07",
+    __name__,
     "Class imbalance: class weights or a sampler",
-    "07_class_imbalance",
     {
         "model": Spec(MODULE, "Lite0 with the head trained on the imbalanced data", "model"),
         "loss_fn": Spec(MODULE, "the loss you trained with", "loss_fn"),
@@ -36,6 +35,8 @@ EX07 = exercise(
         "minority_recall": number("your test recall of Sheep", "minority_recall"),
         "macro_f1": number("your test macro-F1", "macro_f1"),
     },
+    summary="class weights or a balanced sampler; minority recall, macro-F1",
+    weights="Lite0 real",
 )
 
 

@@ -26,13 +26,14 @@ from tlcourse.models import load_pretrained, replace_head
 
 EX08_CLASSES = ["Cat", "Giraffe", "Sheep"]
 EX08 = exercise(
-    "ex08",
+    __name__,
     "Your own data: save, reload, predict",
-    "08_own_data_inference",
     {
         "checkpoint_path": Spec((str, os.PathLike), "the file you saved", "checkpoint_path"),
         "predict_image": Spec((Callable,), "your function predict_image(path)", "predict_image"),
     },
+    summary="save a checkpoint, reload it safely, predict a new image file",
+    weights="Lite0 real",
 )
 
 

@@ -38,9 +38,8 @@ EX09_HELDOUT = ["Cat", "Dog"]  # the stand-in's NORMAL and PNEUMONIA roles, grad
 EX09_PER_CLASS = 200  # the grader pool of each class: two halves of 100 + 100 images
 SAME = 1e-4  # two thresholds this close are the same (batching changes the last float digits)
 EX09 = exercise(
-    "ex09",
+    __name__,
     "Medical case study: threshold on validation, sensitivity, specificity",
-    "09_medical_case_study",
     {
         "model": Spec(MODULE, "Lite0 with a 2-class head (NORMAL, PNEUMONIA)", "model"),
         "choose_threshold": Spec(
@@ -50,6 +49,9 @@ EX09 = exercise(
         "sensitivity": number("your test sensitivity at that threshold", "sensitivity"),
         "specificity": number("your test specificity at that threshold", "specificity"),
     },
+    summary="the chest X-ray pipeline: a threshold rule chosen on validation, sensitivity / "
+    "specificity on test once (offline stand-in, or your data via `TLCOURSE_XRAY_DIR`)",
+    weights="Lite0 real",
 )
 
 

@@ -35,10 +35,10 @@ def answer_hash(question: str, answer: object) -> str:
 
 
 EX10 = exercise(
-    "ex10",
+    __name__,
     "Concepts: transfer, fine-tuning, learning rates",
-    "10_concepts",
     {"answers": Spec((dict,), 'a dict {"q1": "a", ...}', "answers")},
+    summary="transfer learning, feature extraction vs fine-tuning, learning rates",
 )
 
 
