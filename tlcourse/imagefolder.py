@@ -64,6 +64,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
     16-bit grey (common for X-rays) is scaled by its maximum into 0-255; a plain
     `convert("RGB")` would clip it to almost all white.
+
+    Example:
+        >>> to_rgb(Image.open("xray.png")).mode
+        'RGB'
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         array = np.asarray(image, dtype=np.float32)
@@ -95,6 +99,11 @@ class ImageFolderDataset(Dataset):
 
     Attributes like torchvision's ImageFolder: classes, class_to_idx, samples [(path, index)],
     targets; plus skipped [(path, reason)] for files that could not be read.
+
+    Example:
+        >>> train = load_imagefolder("data/train", transforms_for("efficientnet_lite0"))
+        >>> image, label = train[0]  # image (3, 96, 96) float32, label a class index
+        >>> train.classes[label], train.skipped
     """
 
     def __init__(self, root: Path, classes: list[str], samples, skipped, transform=None):

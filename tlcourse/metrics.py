@@ -27,6 +27,10 @@ def classification_metrics(y_true, probabilities, class_names: list[str] | None 
         y_true: (N,) integer labels.
         probabilities: (N, num_classes) predicted probabilities (e.g. from `tl.predict`).
         class_names: names for the per-class entries (default "0", "1", ...).
+
+    Example:
+        >>> report = classification_metrics(labels, predict(model, loaders["test"]), classes)
+        >>> report["macro_f1"], report["per_class"]["Cat"]["recall"]
     """
     y_true, probabilities = _numpy(y_true), _numpy(probabilities)
     if probabilities.ndim != 2 or len(probabilities) != len(y_true):
@@ -54,7 +58,12 @@ def classification_metrics(y_true, probabilities, class_names: list[str] | None 
 
 
 def roc_auc(y_true, probabilities) -> float:
-    """ROC-AUC: binary uses P(class 1); multi-class is one-vs-rest macro; NaN if undefined."""
+    """ROC-AUC: binary uses P(class 1); multi-class is one-vs-rest macro; NaN if undefined.
+
+    Example:
+        >>> roc_auc([0, 1, 1, 0], [[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
+        0.75
+    """
     y_true, probabilities = _numpy(y_true), _numpy(probabilities)
     if len(np.unique(y_true)) < 2:
         return float("nan")  # AUC needs both positives and negatives
@@ -68,7 +77,12 @@ def roc_auc(y_true, probabilities) -> float:
 
 
 def sensitivity_specificity(y_true, y_pred, positive: int = 1) -> tuple[float, float]:
-    """Sensitivity (recall of `positive`, e.g. disease) and specificity (recall of the rest)."""
+    """Sensitivity (recall of `positive`, e.g. disease) and specificity (recall of the rest).
+
+    Example:
+        >>> sensitivity_specificity(y_true=[1, 1, 0, 0], y_pred=[1, 0, 0, 0])
+        (0.5, 1.0)
+    """
     y_true, y_pred = _numpy(y_true) == positive, _numpy(y_pred) == positive
     sensitivity = (y_true & y_pred).sum() / max(y_true.sum(), 1)
     specificity = (~y_true & ~y_pred).sum() / max((~y_true).sum(), 1)

