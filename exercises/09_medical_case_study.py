@@ -23,12 +23,15 @@
 #
 # **Honest about the data:** no X-ray data can be downloaded here. If you have the public
 # "Chest X-Ray Images (Pneumonia)" set (Kermany et al.; train 1,341 NORMAL : 3,875 PNEUMONIA,
-# about 1 : 2.9; test 234 : 390, 62.5 % pneumonia), set `TLCOURSE_XRAY_DIR` to its folder (with
-# `train/{NORMAL,PNEUMONIA}` and `test/{NORMAL,PNEUMONIA}`) and the same code runs on it (use
-# `IMAGE_SIZE = 224` there and expect minutes). Without it, the code writes an **offline
+# about 1 : 2.9; test 234 : 390, 62.5 % pneumonia; download it from Kaggle,
+# `paultimothymooney/chest-xray-pneumonia`, or Mendeley Data, doi:10.17632/rscbjbr9sj.2), set
+# `TLCOURSE_XRAY_DIR` to its `chest_xray` folder (with `train/{NORMAL,PNEUMONIA}` and
+# `test/{NORMAL,PNEUMONIA}`) before starting Jupyter, and the same code runs on it and is graded
+# on it (use `IMAGE_SIZE = 224` there and expect minutes). Without it, the code writes an **offline
 # stand-in built from animal silhouettes** in the same layout: cat silhouettes play NORMAL and
 # dog silhouettes PNEUMONIA, in a ratio we chose — 1 : 3 in both splits, imitating the real
-# *train* split's imbalance. It is *not* medical data; the grader scores the stand-in.
+# *train* split's imbalance. It is *not* medical data. The grader scores whichever you use: the
+# stand-in, or your real folder's `test/` split, which it loads itself.
 #
 # **Which weights are real:** EfficientNet-Lite0 with its real ImageNet weights.
 
@@ -42,7 +45,6 @@ import torch
 from sklearn.metrics import roc_curve
 from torch import nn
 from torch.utils.data import DataLoader, Subset
-from torchvision import datasets
 
 import tlcourse as tl
 
@@ -61,8 +63,10 @@ else:
     print(f"real chest X-rays from {root}")
 
 transform = tl.transforms_for("efficientnet_lite0", image_size=IMAGE_SIZE)
-train_folder = datasets.ImageFolder(root / "train", transform=transform)
-test_set = datasets.ImageFolder(root / "test", transform=transform)
+# tl.load_imagefolder checks every file once: real downloads hold stray .DS_Store files, grey,
+# RGB and 16-bit images and the odd unreadable one (skipped and listed, not a crash in epoch 3)
+train_folder = tl.load_imagefolder(root / "train", transform)
+test_set = tl.load_imagefolder(root / "test", transform)
 assert train_folder.classes == ["NORMAL", "PNEUMONIA"], train_folder.classes
 counts = {"train": np.bincount(train_folder.targets), "test": np.bincount(test_set.targets)}
 print("NORMAL : PNEUMONIA  train", counts["train"].tolist(), " test", counts["test"].tolist())
@@ -176,9 +180,10 @@ print(f"ROC-AUC {tl.roc_auc(test_labels, torch.stack([1 - p_pneumonia, p_pneumon
 
 # %% [markdown]
 # ## Graded cell
-# The grader checks that your threshold is your rule's answer on the validation split, applies
-# the rule to its own stand-in images (chosen on one half, measured on the other) and
-# recomputes the test rates you report.
+# The grader checks that your threshold is your rule's answer on the validation split and
+# recomputes the test rates you report. On the stand-in it also applies the rule to its own
+# images (chosen on one half, measured on the other); with `TLCOURSE_XRAY_DIR` set it loads your
+# `test/` folder itself and measures your model there at your threshold.
 
 # %% tags=["graded"]
 tl.check(
@@ -188,4 +193,5 @@ tl.check(
     threshold=threshold,
     sensitivity=sensitivity,
     specificity=specificity,
+    image_size=IMAGE_SIZE,  # the grader loads your real X-rays at this size
 )

@@ -321,7 +321,10 @@ print(f"{correct:.0%} of the new images classified correctly")
 # | val | 8 | 8 | 50 % |
 # | test | 234 | 390 | 62.5 % |
 #
-# Point `TLCOURSE_XRAY_DIR` at that `chest_xray` folder and this section runs on the real images.
+# Download it from Kaggle (`kaggle datasets download paultimothymooney/chest-xray-pneumonia`) or
+# Mendeley Data (doi:10.17632/rscbjbr9sj.2), unzip it, and point `TLCOURSE_XRAY_DIR` at its
+# `chest_xray` folder before starting Jupyter: this section runs on the real images, and exercise 9
+# is graded on them (the grader loads the folder's `test/` split itself).
 #
 # This machine has no internet, so without it we build an **offline stand-in from animal
 # silhouettes** in the same folder layout: "NORMAL" are horse silhouettes, "PNEUMONIA" dog

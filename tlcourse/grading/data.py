@@ -172,12 +172,24 @@ def heldout_outputs(
     model: nn.Module, classes: list[str], per_class: int = 50, what: str = "model"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, labels) of `model` on the grader's images, computed once per `check()` call."""
-    key = (id(model), tuple(classes), per_class)
-    cached = _OUTPUTS.get(key)
-    if cached is None or cached[0] is not model:  # holding the model keeps its id unique
+
+    def compute() -> tuple[torch.Tensor, torch.Tensor]:
         inputs, labels = heldout_batch(classes, per_class)
-        _OUTPUTS[key] = (model, model_outputs(model, inputs, what), labels)
-    return _OUTPUTS[key][1], _OUTPUTS[key][2]
+        return model_outputs(model, inputs, what), labels
+
+    return cached_outputs(model, (tuple(classes), per_class), compute)
+
+
+def cached_outputs(model: nn.Module, key: tuple, compute) -> tuple[torch.Tensor, torch.Tensor]:
+    """`compute()` -> (logits, labels) of `model` for `key`, run once per `check()` call.
+
+    Example:
+        >>> logits, labels = cached_outputs(model, ("xray", "test"), lambda: outputs_on(folder))
+    """
+    cached = _OUTPUTS.get((id(model), *key))
+    if cached is None or cached[0] is not model:  # holding the model keeps its id unique
+        cached = _OUTPUTS[(id(model), *key)] = (model, *compute())
+    return cached[1], cached[2]
 
 
 def measured_accuracy(model: nn.Module, classes: list[str], per_class: int = 50, what="model"):
