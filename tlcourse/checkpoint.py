@@ -24,7 +24,11 @@ from tlcourse import distributed
 
 
 def save_checkpoint(path: str | Path, model: nn.Module | None = None, **extra) -> Path:
-    """Write {"model": state_dict, **extra} atomically: a crash mid-write keeps the old file."""
+    """Write {"model": state_dict, **extra} atomically: a crash mid-write keeps the old file.
+
+    Example:
+        >>> save_checkpoint("run/model.pt", model, classes=classes, image_size=96)
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = ({"model": model.state_dict()} if model is not None else {}) | extra
@@ -41,6 +45,9 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> dict:
     """Load a checkpoint dict with `weights_only=True` (refuses pickled code) onto the CPU.
 
     If `model` is given, its weights are loaded from the "model" entry with shapes checked.
+
+    Example:
+        >>> info = load_checkpoint("run/model.pt", model); info["classes"]
     """
     path = Path(path)
     if not path.is_file():
@@ -72,7 +79,11 @@ def _blocked_global(error: Exception) -> str:
 
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """`model.load_state_dict(state)` that explains a mismatch (architecture, classes)."""
+    """`model.load_state_dict(state)` that explains a mismatch (architecture, classes).
+
+    Example:
+        >>> load_model_state(model, torch.load("model.pt", weights_only=True)["model"])
+    """
     current = model.state_dict()
     missing = [k for k in current if k not in state]
     unexpected = [k for k in state if k not in current]
@@ -99,7 +110,11 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict:
-    """Every random state a resumed run needs to continue exactly (torch, cuda, python, loader)."""
+    """Every random state a resumed run needs to continue exactly (torch, cuda, python, loader).
+
+    Example:
+        >>> state = rng_state(loader.generator)  # saved with every fit checkpoint
+    """
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -109,7 +124,11 @@ def rng_state(generator: torch.Generator | None = None) -> dict:
 
 
 def restore_rng_state(state: dict, generator: torch.Generator | None = None) -> None:
-    """Undo `rng_state`: the next random numbers are those the saved run would have drawn."""
+    """Undo `rng_state`: the next random numbers are those the saved run would have drawn.
+
+    Example:
+        >>> restore_rng_state(state, loader.generator)  # the same shuffles as before
+    """
     torch.set_rng_state(state["torch"])
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
     if "cuda" in state and torch.cuda.is_available():

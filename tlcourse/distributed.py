@@ -25,27 +25,47 @@ TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 def launched() -> bool:
-    """True in a process started by torchrun (it sets RANK, LOCAL_RANK and WORLD_SIZE)."""
+    """True in a process started by torchrun (it sets RANK, LOCAL_RANK and WORLD_SIZE).
+
+    Example:
+        >>> launched()  # False in a notebook, True under torchrun
+    """
     return all(name in os.environ for name in TORCHRUN_VARIABLES)
 
 
 def active() -> bool:
-    """True once a process group is running: `fit` then trains with DDP."""
+    """True once a process group is running: `fit` then trains with DDP.
+
+    Example:
+        >>> active()  # True once fit (or setup) joined torchrun's process group
+    """
     return dist.is_available() and dist.is_initialized()
 
 
 def world_size() -> int:
-    """Number of processes training together (1 without torchrun)."""
+    """Number of processes training together (1 without torchrun).
+
+    Example:
+        >>> batch_size = 64 // world_size()  # keep the global batch at 64
+    """
     return dist.get_world_size() if active() else 1
 
 
 def rank() -> int:
-    """This process's number, 0 to world_size - 1 (0 without torchrun)."""
+    """This process's number, 0 to world_size - 1 (0 without torchrun).
+
+    Example:
+        >>> print(f"process {rank()} of {world_size()}")
+    """
     return dist.get_rank() if active() else 0
 
 
 def is_main() -> bool:
-    """True on rank 0, the one process that prints, shows progress and writes files."""
+    """True on rank 0, the one process that prints, shows progress and writes files.
+
+    Example:
+        >>> if is_main(): save_checkpoint("model.pt", model)  # one process writes
+    """
     return rank() == 0
 
 
@@ -80,7 +100,11 @@ def setup(device: torch.device) -> torch.device:
 
 
 def teardown() -> None:
-    """Leave the process group (torchrun then sees a clean exit). Safe to call twice."""
+    """Leave the process group (torchrun then sees a clean exit). Safe to call twice.
+
+    Example:
+        >>> teardown()  # at the end of a torchrun script
+    """
     if active():
         dist.destroy_process_group()
 
@@ -95,6 +119,9 @@ def prepare(
 
     In a process group: the model (already on `device`) wrapped in DDP, which shares its
     parameters, and both loaders rebuilt so that each process reads its own share of the data.
+
+    Example:
+        >>> train_model, train_loader, val_loader = prepare(model, device, train, val)
     """
     if not active():
         return model, train_loader, val_loader
@@ -148,7 +175,11 @@ def shard_loader(loader: DataLoader) -> DataLoader:
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Give a DistributedSampler a new shuffle each epoch (it shuffles with seed + epoch)."""
+    """Give a DistributedSampler a new shuffle each epoch (it shuffles with seed + epoch).
+
+    Example:
+        >>> set_epoch(train_loader, epoch)  # before each epoch: a new shuffle
+    """
     if isinstance(getattr(loader, "sampler", None), DistributedSampler):
         loader.sampler.set_epoch(epoch)
 
