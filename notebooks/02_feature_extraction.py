@@ -21,6 +21,8 @@
 # - replace the head: ResNet `fc` (5 classes), VGG `classifier[6]` (10 classes), a custom
 #   multi-layer head with dropout;
 # - build an optimizer over the head only, and train it with `tl.fit` on your device;
+# - write the training loop by hand (train/eval modes, the 5 steps of a batch, sample-weighted
+#   metrics, best weights kept) and check that `tl.fit` gives the same numbers, to the last bit;
 # - make training ~100× faster with **feature caching** (run the frozen backbone once);
 # - spot a classic bug: `model.fc.requires_grad = True` trains nothing.
 #
@@ -121,9 +123,93 @@ assert tl.trainable_names(model) == ["classifier.1.weight", "classifier.1.bias"]
 start_model = copy.deepcopy(model)  # same start for the cached run below
 
 # %% [markdown]
-# `tl.fit` is a plain loop: for each batch move to `device`, forward, loss, backward, step; then
-# evaluate on validation data and keep the best weights. Here it runs the whole frozen network on
-# every image, every epoch.
+# ### The training loop, by hand
+# Before calling `tl.fit`, here is the loop it runs, written out in raw PyTorch. Each training
+# batch goes through five steps:
+#
+# 1. **`optimizer.zero_grad()`**: `backward` *adds* to each parameter's `.grad`; without this,
+#    every step would also carry the gradients of all earlier batches.
+# 2. **forward**, `logits = model(inputs)`: one score per class and image, `(B, num_classes)`.
+# 3. **loss**, `loss_fn(logits, labels)`: one number, the mean over the batch, that is lower when
+#    the true class gets a higher score. It is what training minimises.
+# 4. **`loss.backward()`**: autograd computes d(loss)/d(parameter) for every parameter with
+#    `requires_grad=True` (here only the head's) and stores it in `.grad`.
+# 5. **`optimizer.step()`**: moves each of those parameters a small step against its gradient
+#    (Adam scales the step per parameter).
+#
+# Around those steps:
+# - **modes**: `model.train()` before training, `model.eval()` before validation. Dropout and
+#   BatchNorm behave differently in the two (dropout is off in eval mode; BatchNorm uses its
+#   stored statistics instead of the batch's).
+# - **sample-weighted metrics**: the loss of a batch is a mean, so multiply it by the batch size
+#   and divide the sum by the number of samples seen. The last batch may be short (1,000 images
+#   in batches of 64: the 16th holds 40), and a mean of batch means would overweight it.
+# - **validation under `torch.inference_mode()`**: no gradients are needed, so autograd records
+#   nothing (faster, less memory).
+# - **the best weights**: after each epoch, if the validation accuracy is strictly better than
+#   every earlier epoch's, keep a *copy* of `model.state_dict()` (it holds the live tensors, which
+#   the next step changes); load that copy at the end.
+
+# %%
+# hand-written loop (tests/test_hand_loop.py runs this cell)
+def train_one_epoch_by_hand(model, loader, optimizer, loss_fn, device):
+    """One pass over `loader` in train mode. Returns the sample-weighted (loss, accuracy)."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for inputs, labels in loader:
+        inputs, labels = inputs.to(device), labels.to(device)
+        optimizer.zero_grad()  # 1. forget the previous batch's gradients
+        logits = model(inputs)  # 2. forward: (B, num_classes)
+        loss = loss_fn(logits, labels)  # 3. loss: the mean over the batch
+        loss.backward()  # 4. backward: fills param.grad
+        optimizer.step()  # 5. step: update the parameters from param.grad
+        total_loss += loss.item() * len(labels)  # mean x batch size: the last batch may be short
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+    return total_loss / seen, correct / seen
+
+
+def evaluate_by_hand(model, loader, loss_fn, device):
+    """Sample-weighted (loss, accuracy) over `loader` in eval mode, without gradients."""
+    model.eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    with torch.inference_mode():
+        for inputs, labels in loader:
+            inputs, labels = inputs.to(device), labels.to(device)
+            logits = model(inputs)
+            total_loss += loss_fn(logits, labels).item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+    return total_loss / seen, correct / seen
+
+
+def fit_by_hand(model, train_loader, val_loader, epochs, optimizer, loss_fn, device):
+    """Train and validate for `epochs`; end with the best epoch's weights. Returns a history."""
+    model.to(device)
+    history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": []}
+    history["best_epoch"], best_accuracy, best_state = None, -1.0, None
+    for epoch in range(1, epochs + 1):
+        train_loss, train_accuracy = train_one_epoch_by_hand(
+            model, train_loader, optimizer, loss_fn, device
+        )
+        val_loss, val_accuracy = evaluate_by_hand(model, val_loader, loss_fn, device)
+        history["train_loss"].append(train_loss)
+        history["train_accuracy"].append(train_accuracy)
+        history["val_loss"].append(val_loss)
+        history["val_accuracy"].append(val_accuracy)
+        if val_accuracy > best_accuracy:  # strictly better: a tie keeps the earlier epoch
+            best_accuracy, history["best_epoch"] = val_accuracy, epoch
+            best_state = copy.deepcopy(model.state_dict())  # a copy, not the live tensors
+    model.load_state_dict(best_state)
+    return history
+
+
+# %% [markdown]
+# `tl.fit` runs this loop (section 4 checks it, number for number, where epochs are cheap). What it
+# adds are options a course needs, none of which changes a number here: a progress bar, mixed
+# precision (`amp=True`), checkpoints and resume, several GPUs (DDP), early stopping
+# (`patience=`, notebook 04), and a clean stop on Ctrl-C or a NaN loss that keeps the history and
+# the best weights. Here it runs the whole frozen network on every image, every epoch.
 
 # %%
 started = time.perf_counter()
@@ -159,6 +245,40 @@ print(f"cached: {seconds_per_epoch_cached * 1000:.1f} ms/epoch ({speedup:.0f}x f
 assert speedup > 10  # measured 387-670x over 3 seeds (1 thread, busy machine)
 # same recipe, same result up to dropout noise: |difference| 0.003-0.006 over 3 seeds; margin 5x
 assert abs(cached_accuracy - full_accuracy) < 0.03
+
+# %% [markdown]
+# ### `tl.fit` is the loop we wrote
+# Epochs now cost milliseconds, so check the claim of section 3: train the same starting head
+# twice, once with `fit_by_hand` and once with `tl.fit` (its defaults: Adam over the trainable
+# parameters, cross-entropy loss). A fresh loader with the same seed gives the same batches in
+# the same order. Both runs do the same operations in the same order, so every number should be
+# identical: not close, equal.
+
+# %%
+tl.seed_everything(0)
+start_head = nn.Linear(1280, 10)  # both runs start from copies of these weights
+
+
+def same_batches():  # a new generator with the same seed: the same shuffle, epoch after epoch
+    generator = tl.make_generator(0)
+    return DataLoader(features["train"], batch_size=64, shuffle=True, generator=generator)
+
+
+hand_head = copy.deepcopy(start_head)
+hand_history = fit_by_hand(hand_head, same_batches(), feature_loaders["val"], epochs=3,
+                           optimizer=torch.optim.Adam(hand_head.parameters(), lr=1e-3),
+                           loss_fn=nn.CrossEntropyLoss(), device=device)
+fit_head = copy.deepcopy(start_head)
+fit_history = tl.fit(fit_head, same_batches(), feature_loaders["val"], epochs=3, lr=1e-3,
+                     device=device, progress=False)
+print("by hand:", [f"{accuracy:.3f}" for accuracy in hand_history["val_accuracy"]],
+      "| tl.fit:", [f"{accuracy:.3f}" for accuracy in fit_history.val_accuracy], "val accuracy")
+for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+    assert hand_history[key] == getattr(fit_history, key), key  # every epoch, every bit
+assert hand_history["best_epoch"] == fit_history.best_epoch
+fit_state = fit_head.state_dict()
+assert all(torch.equal(value, fit_state[name]) for name, value in hand_head.state_dict().items())
+print("identical losses, accuracies, best epoch and weights")
 
 # %% [markdown]
 # With epochs this cheap we can afford many. 30 epochs on cached features take about a second:
@@ -202,6 +322,10 @@ tl.plot_history(history, mlp_history, labels=["linear", "MLP"])
 # - Heads: ResNet `fc`, VGG `classifier[6]`, or your own `nn.Sequential` (`tl.replace_head(...,
 #   hidden=[256], dropout=0.3)`); check with `tl.count_params` / `tl.trainable_names`.
 # - `module.requires_grad = True` is a silent no-op; use `module.requires_grad_(True)`.
+# - The training loop: `model.train()`, then per batch zero_grad → forward → loss → backward →
+#   step; metrics weighted by batch size; validation in `model.eval()` under
+#   `torch.inference_mode()`; a copy of the best weights, restored at the end. `tl.fit` is that
+#   loop (same seed: the same numbers, bit for bit) plus options.
 # - A frozen backbone gives the same features every epoch: cache them (`tl.extract_features`) and
 #   train heads in milliseconds, with the same accuracy.
 #

@@ -34,6 +34,8 @@
 
 # %%
 # %matplotlib inline
+import copy
+
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -93,6 +95,42 @@ history.plot(title="100 training images: the curves diverge")
 # the model grows over-confident on what it memorised. **Early stopping** ends training when
 # validation accuracy has not improved for `patience` epochs, and `restore_best` puts back the
 # weights of the best epoch.
+#
+# By hand first, with the package's one-epoch pieces (`tl.train_one_epoch`, `tl.evaluate`): a
+# counter of epochs since the last *strictly* better validation accuracy (a tie does not count
+# as better); at `patience`, stop and load the copy of the best weights.
+
+# %%
+# early stopping by hand (tests/test_hand_loop.py runs this cell)
+def fit_early_stopping_by_hand(model, train_loader, val_loader, epochs, patience, optimizer,
+                               loss_fn, device):
+    """Train until `patience` epochs bring no better val accuracy. Returns (epochs run, best)."""
+    model.to(device)
+    best_accuracy, best_epoch, best_state, waited = -1.0, None, None, 0
+    for epoch in range(1, epochs + 1):
+        tl.train_one_epoch(model, train_loader, loss_fn=loss_fn, optimizer=optimizer, device=device)
+        accuracy = tl.evaluate(model, val_loader, loss_fn)["accuracy"]
+        if accuracy > best_accuracy:
+            best_accuracy, best_epoch, waited = accuracy, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())  # a copy, not the live tensors
+        else:
+            waited += 1
+            if waited == patience:
+                break
+    model.load_state_dict(best_state)
+    return epoch, best_epoch
+
+
+# %%
+hand_head = new_head()
+stopped, best_epoch = fit_early_stopping_by_hand(
+    hand_head, feature_loader(features["train"], True), feature_loader(features["val"]),
+    epochs=150, patience=15, optimizer=torch.optim.Adam(hand_head.parameters(), lr=1e-3),
+    loss_fn=nn.CrossEntropyLoss(), device=device)
+print(f"by hand: stopped after {stopped} epochs, best epoch {best_epoch}")
+
+# %% [markdown]
+# The same with `tl.fit(..., patience=15)`: same seed, same data.
 
 # %%
 head = new_head()
@@ -104,6 +142,10 @@ val_now = tl.evaluate(head, feature_loader(features["val"]))["accuracy"]
 assert early.stop_reason.startswith("early stopping") and len(early.train_loss) < 150
 assert val_now == max(early.val_accuracy)  # the best weights are back
 print(f"val accuracy of the restored model: {val_now:.3f}")
+# the loop above, number for number: same stop, same best epoch, the same restored weights
+assert (len(early.train_loss), early.best_epoch) == (stopped, best_epoch)
+fit_state = head.state_dict()
+assert all(torch.equal(value, fit_state[name]) for name, value in hand_head.state_dict().items())
 
 # %% [markdown]
 # ## 2. Augmentation

@@ -1,0 +1,131 @@
+"""The loops notebooks 02 and 04 write by hand give exactly what `tl.fit` gives.
+
+The functions are read from the notebooks themselves (the code cells marked "tests/test_hand_loop.py
+runs this cell"), so a change to the lesson's loop that changes a number fails here.
+"""
+
+import copy
+from pathlib import Path
+
+import jupytext
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import tlcourse as tl
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = "(tests/test_hand_loop.py runs this cell)"
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def notebook_functions(name: str) -> dict:
+    """Run the marked code cells of notebooks/<name>.py; return the names they define."""
+    cells = [
+        cell.source
+        for cell in jupytext.read(ROOT / "notebooks" / f"{name}.py").cells
+        if cell.cell_type == "code" and MARKER in cell.source
+    ]
+    assert len(cells) == 1, f"{name}.py: expected one code cell marked {MARKER!r}"
+    # what the notebook imported before the cell; `device` is a parameter of every function
+    namespace = {"copy": copy, "nn": nn, "tl": tl, "torch": torch}
+    exec(compile(cells[0], f"{name}.py", "exec"), namespace)
+    return namespace
+
+
+def tiny_problem(mismatched_val: bool = False):
+    """(model, train loader factory, val loader): 50 train / 20 val samples, 3 classes.
+
+    Batches of 16 leave a short last batch in both splits (50 = 3 x 16 + 2, 20 = 16 + 4), where
+    a mean of batch means differs from the sample-weighted mean. The model has Dropout and
+    BatchNorm, which act differently in train and eval mode. With `mismatched_val` classes 0 and
+    2 swap places in the validation labels: validation accuracy stalls and wanders, which gives
+    early stopping something to do.
+    """
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(70, 4, generator=generator)
+    labels = (inputs[:, 0] > 0).long() + (inputs[:, 1] > 0.5).long()  # 0, 1 or 2
+    val_labels = (2 - labels[50:]) if mismatched_val else labels[50:]
+    train_set = TensorDataset(inputs[:50], labels[:50])
+
+    def train_loader():  # a fresh generator each time: the same shuffle for both runs
+        return DataLoader(train_set, batch_size=16, shuffle=True, generator=tl.make_generator(0))
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3)
+    )
+    val_loader = DataLoader(TensorDataset(inputs[50:], val_labels), batch_size=16)
+    return model, train_loader, val_loader
+
+
+def assert_same_weights(hand: nn.Module, fitted: nn.Module) -> None:
+    fitted_state = fitted.state_dict()
+    for name, value in hand.state_dict().items():
+        same = torch.equal(value, fitted_state[name])
+        assert same, f"weights differ: {name}"
+
+
+@pytest.mark.parametrize("mismatched_val", [False, True], ids=["learnable", "mismatched"])
+def test_fit_by_hand_equals_tl_fit(mismatched_val):
+    fit_by_hand = notebook_functions("02_feature_extraction")["fit_by_hand"]
+    start, train_loader, val_loader = tiny_problem(mismatched_val)
+    hand, fitted = copy.deepcopy(start), copy.deepcopy(start)
+
+    torch.manual_seed(1)  # dropout masks come from the global generator: the same for both
+    hand_history = fit_by_hand(
+        hand,
+        train_loader(),
+        val_loader,
+        epochs=3,
+        optimizer=torch.optim.Adam(hand.parameters(), lr=0.05),
+        loss_fn=nn.CrossEntropyLoss(),
+        device=torch.device("cpu"),  # what tl.get_device() returns in the notebook
+    )
+    torch.manual_seed(1)
+    history = tl.fit(
+        fitted, train_loader(), val_loader, epochs=3, lr=0.05, device="cpu", progress=False
+    )
+
+    for key in METRICS:
+        assert hand_history[key] == getattr(history, key), f"{key} differs"
+    assert hand_history["best_epoch"] == history.best_epoch
+    assert_same_weights(hand, fitted)
+    # the case exists to check that the best weights come back (measured: best epoch 2 of 3)
+    assert not mismatched_val or history.best_epoch < 3, history.val_accuracy
+
+
+def test_early_stopping_by_hand_equals_tl_fit():
+    fit_early_stopping_by_hand = notebook_functions("04_augmentation_and_overfitting")[
+        "fit_early_stopping_by_hand"
+    ]
+    resumed = 0  # runs in which a better epoch came after epochs without one
+    for patience in (2, 3, 4):
+        start, train_loader, val_loader = tiny_problem(mismatched_val=True)
+        hand, fitted = copy.deepcopy(start), copy.deepcopy(start)
+        torch.manual_seed(1)
+        stopped, best_epoch = fit_early_stopping_by_hand(
+            hand,
+            train_loader(),
+            val_loader,
+            epochs=40,
+            patience=patience,
+            optimizer=torch.optim.Adam(hand.parameters(), lr=0.01),
+            loss_fn=nn.CrossEntropyLoss(),
+            device=torch.device("cpu"),
+        )
+        torch.manual_seed(1)
+        history = tl.fit(fitted, train_loader(), val_loader, epochs=40, lr=0.01,
+                         device="cpu", patience=patience, progress=False)  # fmt: skip
+
+        assert history.stop_reason.startswith("early stopping"), history.stop_reason
+        assert (stopped, best_epoch) == (len(history.train_loss), history.best_epoch), patience
+        assert_same_weights(hand, fitted)
+        accuracy = history.val_accuracy
+        resumed += any(
+            accuracy[i] > max(accuracy[:i]) and accuracy[i - 1] <= max(accuracy[: i - 1])
+            for i in range(2, len(accuracy))
+        )
+    # measured: all three (val accuracy 0.25, 0.25, 0.3, ...): the counter must go back to 0
+    assert resumed, "no run had a better epoch after a wait: the test would miss a counter bug"
