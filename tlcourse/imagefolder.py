@@ -152,6 +152,28 @@ def load_imagefolder(
         load_imagefolder: 5216 images in 2 classes from chest_xray/train
     """
     root = Path(root)
+    classes = _class_folders(root)
+    samples, skipped, modes, empty = _scan(root, classes)
+    if not samples:
+        raise ValueError(
+            f"no readable images in {root} (class folders: {', '.join(classes)}; "
+            f"{len(skipped)} files skipped): expected layout {IMAGEFOLDER_LAYOUT}"
+        )
+    if empty and not allow_empty:
+        raise ValueError(
+            f"class folder(s) without readable images: {', '.join(empty)}. Add images, remove "
+            "the folder, or pass allow_empty=True to keep the class with no samples"
+        )
+    if empty:
+        warnings.warn(f"class folder(s) without images kept: {', '.join(empty)}", stacklevel=2)
+    dataset = ImageFolderDataset(root, classes, samples, skipped, transform)
+    if verbose or skipped:
+        print(_imagefolder_summary(dataset, modes))
+    return dataset
+
+
+def _class_folders(root: Path) -> list[str]:
+    """The sorted class folder names under `root`; a clear error if root is not such a folder."""
     if not root.exists():
         raise FileNotFoundError(
             f"image folder {root} does not exist (cwd is {Path.cwd()}): check the path; "
@@ -169,6 +191,15 @@ def load_imagefolder(
             f"{root} holds split folders ({', '.join(classes)}), not classes: pass one split, "
             f"e.g. {root / classes[0]}, laid out as {IMAGEFOLDER_LAYOUT}"
         )
+    return classes
+
+
+def _scan(root: Path, classes: list[str]) -> tuple[list, list, Counter, list[str]]:
+    """Decode every file under root/<class>/ once.
+
+    Returns samples [(path, class index)], skipped [(path, reason)], a Counter of the PIL modes
+    read, and the class folders without a readable image.
+    """
     samples, skipped, modes, empty = [], [], Counter(), []
     for index, name in enumerate(classes):
         found = 0
@@ -184,22 +215,7 @@ def load_imagefolder(
             found += 1
         if not found:
             empty.append(str(root / name))
-    if not samples:
-        raise ValueError(
-            f"no readable images in {root} (class folders: {', '.join(classes)}; "
-            f"{len(skipped)} files skipped): expected layout {IMAGEFOLDER_LAYOUT}"
-        )
-    if empty and not allow_empty:
-        raise ValueError(
-            f"class folder(s) without readable images: {', '.join(empty)}. Add images, remove "
-            "the folder, or pass allow_empty=True to keep the class with no samples"
-        )
-    if empty:
-        warnings.warn(f"class folder(s) without images kept: {', '.join(empty)}", stacklevel=2)
-    dataset = ImageFolderDataset(root, classes, samples, skipped, transform)
-    if verbose or skipped:
-        print(_imagefolder_summary(dataset, modes))
-    return dataset
+    return samples, skipped, modes, empty
 
 
 def _imagefolder_summary(dataset: ImageFolderDataset, modes: Counter) -> str:

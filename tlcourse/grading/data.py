@@ -51,6 +51,11 @@ def practice_data(
     """`per_class` seeded random silhouettes of each class from the practice pool.
 
     Returns (images (N, 28, 28) uint8, labels (N,) in the order of `classes`, class names).
+
+    Example:
+        >>> images, labels, names = practice_data(["Cat", "Dog"], per_class=50)
+        >>> images.shape, names
+        ((100, 28, 28), ['Cat', 'Dog'])
     """
     classes = _check_classes(classes or ANIMAL_CLASSES)
     if not 0 < per_class <= PRACTICE_PER_CLASS:
@@ -63,14 +68,24 @@ def practice_data(
 
 
 def heldout_data(classes: list[str], per_class: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """The grader's images: the first `per_class` of each class's grader pool (fixed)."""
+    """The grader's images: the first `per_class` of each class's grader pool (fixed).
+
+    Example:
+        >>> images, labels = heldout_data(["Cat", "Dog"], per_class=50)  # (100, 28, 28), (100,)
+    """
     images, index = _by_class()
     chosen = [index[c][PRACTICE_PER_CLASS : PRACTICE_PER_CLASS + per_class] for c in classes]
     return images[np.concatenate(chosen)], np.repeat(np.arange(len(classes)), per_class)
 
 
 def heldout_batch(classes: list[str], per_class: int = 50, image_size: int = IMAGE_SIZE):
-    """Held-out images as a model input (N, 3, S, S) normalised for EfficientNet-Lite + labels."""
+    """Held-out images as a model input (N, 3, S, S) normalised for EfficientNet-Lite + labels.
+
+    Example:
+        >>> inputs, labels = heldout_batch(["Cat", "Dog"])
+        >>> inputs.shape
+        torch.Size([100, 3, 48, 48])
+    """
     images, labels = heldout_data(classes, per_class)
     transform = transforms_for("efficientnet_lite0", image_size=image_size)
     grey = torch.from_numpy(images)[:, None].expand(-1, 3, -1, -1)  # (N, 3, 28, 28) uint8
@@ -84,6 +99,11 @@ def write_medical_standin(
 
     `per_split` gives the NORMAL count of each split; PNEUMONIA gets 3 times as many.
     A README.txt in `root` says plainly that this is not medical data.
+
+    Example:
+        >>> root = write_medical_standin("xray_standin")  # train/: 60 NORMAL, 180 PNEUMONIA
+        >>> sorted(p.name for p in (root / "train").iterdir())
+        ['NORMAL', 'PNEUMONIA']
     """
     per_split = per_split or {"train": 60, "test": 40}
     root = Path(root)
@@ -108,7 +128,12 @@ def write_medical_standin(
 
 @lru_cache(maxsize=1)
 def pretrained_lite0_state() -> dict[str, torch.Tensor]:
-    """The real ImageNet weights of EfficientNet-Lite0, loaded once: the grader's reference."""
+    """The real ImageNet weights of EfficientNet-Lite0, loaded once: the grader's reference.
+
+    Example:
+        >>> len(pretrained_lite0_state())  # weights and BatchNorm statistics
+        296
+    """
     from tlcourse.models import load_pretrained
 
     return {k: v.clone() for k, v in load_pretrained("efficientnet_lite0").state_dict().items()}
@@ -120,6 +145,10 @@ def changed_tensors(
     """Names of `model`'s tensors (weights and BatchNorm statistics) that differ from `reference`.
 
     Names starting with `skip` (the new head) are ignored; a missing tensor counts as changed.
+
+    Example:
+        >>> changed_tensors(model, pretrained_lite0_state(), skip="classifier.1")  # frozen Lite0
+        []
     """
     state = model.state_dict()
     changed = []
@@ -136,6 +165,10 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor, what: str = "model") -
     """Logits (N, C) of the learner's model in eval mode on CPU-side `inputs`; restores its mode.
 
     Any error in the learner's model becomes NotYet with the input shape in the message.
+
+    Example:
+        >>> model_outputs(model, heldout_batch(["Cat", "Dog"])[0]).shape  # a 2-class model
+        torch.Size([100, 2])
     """
     was_training = model.training
     try:
@@ -164,14 +197,22 @@ _OUTPUTS: dict[tuple, tuple[nn.Module, torch.Tensor, torch.Tensor]] = {}
 
 
 def clear_outputs() -> None:
-    """Forget cached held-out outputs (`check()` calls this before and after grading)."""
+    """Forget cached held-out outputs (`check()` calls this before and after grading).
+
+    Example:
+        >>> clear_outputs()  # the learner's models are no longer kept alive by the cache
+    """
     _OUTPUTS.clear()
 
 
 def heldout_outputs(
     model: nn.Module, classes: list[str], per_class: int = 50, what: str = "model"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, labels) of `model` on the grader's images, computed once per `check()` call."""
+    """(logits, labels) of `model` on the grader's images, computed once per `check()` call.
+
+    Example:
+        >>> logits, labels = heldout_outputs(model, ["Cat", "Dog"])  # (100, 2) and (100,)
+    """
 
     def compute() -> tuple[torch.Tensor, torch.Tensor]:
         inputs, labels = heldout_batch(classes, per_class)
@@ -193,7 +234,11 @@ def cached_outputs(model: nn.Module, key: tuple, compute) -> tuple[torch.Tensor,
 
 
 def measured_accuracy(model: nn.Module, classes: list[str], per_class: int = 50, what="model"):
-    """(accuracy, n) of `model` on the grader's held-out images of `classes` (label = position)."""
+    """(accuracy, n) of `model` on the grader's held-out images of `classes` (label = position).
+
+    Example:
+        >>> accuracy, n = measured_accuracy(model, ["Cat", "Dog"])  # n is 100: 50 per class
+    """
     logits, labels = heldout_outputs(model, classes, per_class, what)
     if logits.shape[1] != len(classes):
         raise NotYet(f"{what} has {logits.shape[1]} outputs; this task has {len(classes)} classes")

@@ -62,7 +62,12 @@ def blank_solutions(text: str, number: int, source: str = "<text>") -> str:
 
 
 def to_ipynb(script: str, stem: str) -> str:
-    """The .ipynb text of a percent script: no outputs, cell ids fixed by position (stable diff)."""
+    """The .ipynb text of a percent script: no outputs, cell ids fixed by position (stable diff).
+
+    Example:
+        >>> json.loads(to_ipynb("# %%\\nx = 1\\n", "03_vgg16"))["cells"][0]["source"]
+        ['x = 1']
+    """
     import jupytext
 
     notebook = jupytext.reads(script, fmt="py:percent")
@@ -72,7 +77,12 @@ def to_ipynb(script: str, stem: str) -> str:
 
 
 def generate(solutions: Path, exercises: Path) -> list[Path]:
-    """Write exercises/NN_name.{py,ipynb} for every solutions/NN_name.py; returns the paths."""
+    """Write exercises/NN_name.{py,ipynb} for every solutions/NN_name.py; returns the paths.
+
+    Example:
+        >>> generate(Path("solutions"), Path("exercises"))[0]
+        PosixPath('exercises/01_load_and_inspect.py')
+    """
     exercises.mkdir(parents=True, exist_ok=True)
     written = []
     for solution in solution_files(solutions).values():
@@ -89,7 +99,12 @@ def generate(solutions: Path, exercises: Path) -> list[Path]:
 
 def stale(solutions: Path, exercises: Path) -> list[str]:
     """Files of `exercises` that differ from a fresh generation (changed, missing or extra),
-    and README.md's table if it differs from the registry (or a solution has no checks)."""
+    and README.md's table if it differs from the registry (or a solution has no checks).
+
+    Example:
+        >>> stale(Path("solutions"), Path("exercises"))  # up to date
+        []
+    """
     with tempfile.TemporaryDirectory() as folder:
         fresh = generate(solutions, Path(folder))
         names = {p.name for p in fresh}
@@ -109,6 +124,13 @@ def stale(solutions: Path, exercises: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: write exercises/ and its README table, or with `--check` only list
+    what is stale. Returns the exit status: 0 done/up to date, 1 stale, 2 bad input.
+
+    Example:
+        >>> main(["--check"])  # = make exercises-check; prints nothing when up to date
+        0
+    """
     parser = argparse.ArgumentParser(prog="python -m tlcourse.grading.generate")
     parser.add_argument("--solutions", type=Path, default=Path("solutions"))
     parser.add_argument("--exercises", type=Path, default=Path("exercises"))

@@ -30,7 +30,13 @@ from tlcourse.grading.registry import (
 
 
 class CheckFailed(AssertionError):
-    """Raised by `check()` when not every check passes, so notebooks and CI see the failure."""
+    """Raised by `check()` when not every check passes, so notebooks and CI see the failure.
+
+    Example:
+        >>> check("ex10", answers={})  # prints the report, then raises
+        Traceback (most recent call last):
+        CheckFailed: ex10: 8 of 8 checks not passing yet (0/10 points); see the hint above
+    """
 
     def __init__(self, message: str, report: Report | None = None):
         super().__init__(message)
@@ -39,6 +45,14 @@ class CheckFailed(AssertionError):
 
 @dataclass
 class Result:
+    """One check's outcome: its status, the detail shown after ✅/❌, and the points it earned.
+
+    Example:
+        >>> result = Result(find_exercise("ex10").checks[0], "passed", "right")
+        >>> result.passed, result.points
+        (True, 1)
+    """
+
     check: Check
     status: str  # passed | failed | not attempted | missing | wrong type | timeout | error
     detail: str
@@ -54,7 +68,13 @@ class Result:
 
 @dataclass
 class Report:
-    """What `check()` found: one Result per check; `passed` only if all of them pass."""
+    """What `check()` found: one Result per check; `passed` only if all of them pass.
+
+    Example:
+        >>> report = check("ex10", answers=answers)  # returns only when every check passes
+        >>> report.status, report.points
+        ('passed', 10)
+    """
 
     exercise: Exercise
     results: list[Result]

@@ -36,12 +36,22 @@ def exercise_id(name: str | int | os.PathLike) -> str:
 
 
 def exercise_number(name: str | int | os.PathLike) -> int:
-    """3 for "ex03" (and every other spelling exercise_id accepts)."""
+    """3 for "ex03" (and every other spelling exercise_id accepts).
+
+    Example:
+        >>> exercise_number("03_vgg16_custom_dataset")
+        3
+    """
     return int(exercise_id(name)[2:])
 
 
 def solution_files(solutions: Path) -> dict[str, Path]:
-    """{"ex03": solutions/03_vgg16_custom_dataset.py, ...}; ValueError if two share a number."""
+    """{"ex03": solutions/03_vgg16_custom_dataset.py, ...}; ValueError if two share a number.
+
+    Example:
+        >>> solution_files(SOLUTIONS)["ex03"].name
+        '03_vgg16_custom_dataset.py'
+    """
     found: dict[str, Path] = {}
     for path in sorted(Path(solutions).glob("[0-9][0-9]_*.py")):
         key = exercise_id(path.name)
@@ -52,5 +62,10 @@ def solution_files(solutions: Path) -> dict[str, Path]:
 
 
 def checks_file(name: str | int | os.PathLike) -> Path:
-    """Where the checks of exercise `name` live: tlcourse/grading/checks/ex03.py."""
+    """Where the checks of exercise `name` live: tlcourse/grading/checks/ex03.py.
+
+    Example:
+        >>> checks_file("ex3").name
+        'ex03.py'
+    """
     return CHECKS / f"{exercise_id(name)}.py"

@@ -25,7 +25,12 @@ PROGRESS_ENV = "TLCOURSE_PROGRESS"
 
 
 def symbols() -> tuple[str, str]:
-    """✅/❌ where the console can print them, else plain ASCII (old Windows consoles)."""
+    """✅/❌ where the console can print them, else plain ASCII (old Windows consoles).
+
+    Example:
+        >>> symbols()  # ('[ok]', '[x]') where the console cannot print them
+        ('✅', '❌')
+    """
     try:
         "✅❌".encode(getattr(sys.stdout, "encoding", None) or "ascii")
         return "✅", "❌"
@@ -34,7 +39,12 @@ def symbols() -> tuple[str, str]:
 
 
 def progress_path() -> Path:
-    """The progress file: `$TLCOURSE_PROGRESS`, else <user data dir>/tlcourse/progress.json."""
+    """The progress file: `$TLCOURSE_PROGRESS`, else <user data dir>/tlcourse/progress.json.
+
+    Example:
+        >>> progress_path()  # on Linux, without TLCOURSE_PROGRESS
+        PosixPath('/home/ada/.local/share/tlcourse/progress.json')
+    """
     override = os.environ.get(PROGRESS_ENV)
     if override:
         return Path(override).expanduser()
@@ -52,7 +62,12 @@ def _valid(data: object) -> bool:
 
 
 def load_progress(path: str | Path | None = None) -> dict:
-    """{"version": 1, "exercises": {id: entry}}; a damaged file is set aside, never fatal."""
+    """{"version": 1, "exercises": {id: entry}}; a damaged file is set aside, never fatal.
+
+    Example:
+        >>> load_progress("no/such/progress.json")
+        {'version': 1, 'exercises': {}}
+    """
     path = Path(path) if path else progress_path()
     empty = {"version": 1, "exercises": {}}
     try:
@@ -84,7 +99,13 @@ def _set_aside(path: Path, reason: str, empty: dict) -> dict:
 def record_attempt(
     exercise: str, status: str, points: int, max_points: int, path: str | Path | None = None
 ) -> None:
-    """Store one attempt (atomic write). A read-only or full disk prints a warning, never raises."""
+    """Store one attempt (atomic write). A read-only or full disk prints a warning, never raises.
+
+    Example:
+        >>> record_attempt("ex03", "passed", 10, 10)  # what tl.check("ex03", ...) does
+        >>> load_progress()["exercises"]["ex03"]["status"]
+        'passed'
+    """
     path = Path(path) if path else progress_path()
     data = load_progress(path)
     entry = data["exercises"].get(exercise, {})
@@ -107,7 +128,11 @@ def record_attempt(
 
 
 def format_progress(path: str | Path | None = None) -> str:
-    """The progress table: every exercise, its status, best points and last attempt."""
+    """The progress table: every exercise, its status, best points and last attempt.
+
+    Example:
+        >>> print(format_progress())  # = python -m tlcourse progress
+    """
     path = Path(path) if path else progress_path()
     entries = load_progress(path)["exercises"]
     ok, bad = symbols()

@@ -27,7 +27,12 @@ END = "<!-- table:end -->"
 
 
 def shown(path: Path | str) -> str:
-    """`path` relative to the repository when it lies inside it (shorter messages)."""
+    """`path` relative to the repository when it lies inside it (shorter messages).
+
+    Example:
+        >>> shown(PACKAGE / "checks" / "ex03.py")
+        'tlcourse/grading/checks/ex03.py'
+    """
     try:
         return str(Path(path).resolve().relative_to(PACKAGE.parents[1]))
     except ValueError:
@@ -35,7 +40,12 @@ def shown(path: Path | str) -> str:
 
 
 def unpaired(solutions: Path) -> list[str]:
-    """Every solution without a checks module and every checks module without a solution."""
+    """Every solution without a checks module and every checks module without a solution.
+
+    Example:
+        >>> unpaired(Path("solutions"))  # every exercise has both
+        []
+    """
     files = solution_files(solutions)
     problems = [
         f"{shown(path)}: no checks module registers {key}: add {shown(checks_file(key))} "
@@ -66,7 +76,12 @@ def _row(exercise: Exercise, stem: str) -> str:
 
 
 def table(solutions: Path) -> str:
-    """The generated block, markers included; ValueError naming each unpaired file."""
+    """The generated block, markers included; ValueError naming each unpaired file.
+
+    Example:
+        >>> table(Path("solutions")).splitlines()[1]
+        '| # | notebook | you practise | weights | checks | points |'
+    """
     problems = unpaired(solutions)
     if problems:
         raise ValueError("\n".join(problems))
@@ -84,7 +99,12 @@ def table(solutions: Path) -> str:
 
 
 def with_table(readme: str, block: str, source: str = "README.md") -> str:
-    """`readme` with the lines from its begin marker to its end marker replaced by `block`."""
+    """`readme` with the lines from its begin marker to its end marker replaced by `block`.
+
+    Example:
+        >>> with_table("intro\\n<!-- table:begin -->\\nold\\n<!-- table:end -->\\n", "NEW")
+        'intro\\nNEW\\n'
+    """
     lines = readme.splitlines()
     begins = [i for i, line in enumerate(lines) if line.startswith(BEGIN)]
     ends = [i for i, line in enumerate(lines) if line.startswith(END)]
@@ -97,7 +117,12 @@ def with_table(readme: str, block: str, source: str = "README.md") -> str:
 
 
 def readme_problems(solutions: Path, readme: Path) -> list[str]:
-    """Why `readme` is not what `write_readme` would write (empty: up to date)."""
+    """Why `readme` is not what `write_readme` would write (empty: up to date).
+
+    Example:
+        >>> readme_problems(Path("solutions"), Path("exercises/README.md"))
+        []
+    """
     problems = unpaired(solutions)
     if problems:
         return problems
@@ -112,7 +137,12 @@ def readme_problems(solutions: Path, readme: Path) -> list[str]:
 
 
 def write_readme(solutions: Path, readme: Path) -> bool:
-    """Rewrite the table in `readme` (ValueError if unpaired or unmarked); True if it changed."""
+    """Rewrite the table in `readme` (ValueError if unpaired or unmarked); True if it changed.
+
+    Example:
+        >>> write_readme(Path("solutions"), Path("exercises/README.md"))  # already up to date
+        False
+    """
     text = readme.read_text(encoding="utf-8")
     fresh = with_table(text, table(solutions), shown(readme))
     if fresh != text:

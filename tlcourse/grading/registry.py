@@ -31,20 +31,37 @@ REPORT_ENV = "TLCOURSE_CHECK_REPORT"  # set by `python -m tlcourse check`: resul
 
 
 class NotYet(Exception):
-    """Raised by a check: the answer is not right yet (the message says what is wrong)."""
+    """Raised by a check: the answer is not right yet (the message says what is wrong).
+
+    Example:
+        >>> raise NotYet(f"model has {logits.shape[1]} outputs; this task has 2 classes")
+    """
 
 
 class NotAttempted(Exception):
-    """Raised by a check: the learner's code still raises NotImplementedError."""
+    """Raised by a check: the learner's code still raises NotImplementedError.
+
+    Example:
+        >>> raise NotAttempted("answers has no 'q1' yet")
+    """
 
 
 class CheckTimeout(BaseException):
-    """The time limit of one check ran out (BaseException: `except Exception` cannot swallow it)."""
+    """The time limit of one check ran out (BaseException: `except Exception` cannot swallow it).
+
+    Example:
+        >>> with time_limit(0.5):
+        ...     time.sleep(5)  # raises CheckTimeout(0.5)
+    """
 
 
 @dataclass
 class Spec:
-    """What an object passed to `check()` must be: accepted types, a description, an example."""
+    """What an object passed to `check()` must be: accepted types, a description, an example.
+
+    Example:
+        >>> Spec((nn.Module,), "Lite0 with its trained head", "model")
+    """
 
     types: tuple
     description: str
@@ -53,11 +70,24 @@ class Spec:
 
 
 def number(description: str, example: str) -> Spec:
+    """The Spec of a number the learner reports (any real number: int, float, numpy float).
+
+    Example:
+        >>> number("your test accuracy of model", "test_accuracy").types
+        (<class 'numbers.Real'>,)
+    """
     return Spec((numbers.Real,), description, example)
 
 
 @dataclass
 class Check:
+    """One registered check: its title, points, hint, the objects it needs and its function.
+
+    Example:
+        >>> find_exercise("ex10").checks[0].title, find_exercise("ex10").checks[0].points
+        ('q1', 1)
+    """
+
     title: str
     points: int
     hint: str
@@ -67,6 +97,14 @@ class Check:
 
 @dataclass
 class Exercise:
+    """A registered exercise: its id, title, the objects `check()` takes, and its checks.
+
+    Example:
+        >>> ex = find_exercise("ex03")
+        >>> ex.notebook, len(ex.checks), ex.max_points
+        ('03_vgg16_custom_dataset', 5, 10)
+    """
+
     id: str  # "ex03": the name of its checks module
     title: str
     objects: dict[str, Spec]
@@ -111,6 +149,9 @@ def exercise(
 
     Its id comes from the module's name: `checks/ex03.py` registers "ex03". Add checks with
     `@EXERCISE.check(...)`; `summary` and `weights` fill its row of the exercises/README.md table.
+
+    Example:
+        >>> EX03 = exercise(__name__, "VGG16 feature extraction", {"vgg": Spec(MODULE, ...)})
     """
     key = exercise_id(module)
     known = EXERCISES.get(key)
@@ -125,6 +166,10 @@ def discover(package: str, path: Iterable[str]) -> list[str]:
 
     Returns the imported module names. A module that registers nothing is an ImportError that
     names it, so a checks file cannot be silently skipped.
+
+    Example:
+        >>> discover("tlcourse.grading.checks", checks.__path__)[:2]
+        ['tlcourse.grading.checks.ex01', 'tlcourse.grading.checks.ex02']
     """
     names = sorted(m.name for m in pkgutil.iter_modules(path) if re.fullmatch(r"ex\d+", m.name))
     for name in names:
@@ -137,7 +182,11 @@ def discover(package: str, path: Iterable[str]) -> list[str]:
 
 
 def call_learner(function: Callable, *args, name: str | None = None):
-    """Call learner code: NotImplementedError -> NotAttempted, any other error -> NotYet."""
+    """Call learner code: NotImplementedError -> NotAttempted, any other error -> NotYet.
+
+    Example:
+        >>> optimizer = call_learner(o["make_optimizer"], model, name="make_optimizer")
+    """
     label = name or getattr(function, "__name__", "your function")
     try:
         return function(*args)
@@ -151,7 +200,12 @@ def call_learner(function: Callable, *args, name: str | None = None):
 
 @contextmanager
 def time_limit(seconds: float):
-    """Raise CheckTimeout after `seconds` (POSIX main thread; elsewhere no limit is enforced)."""
+    """Raise CheckTimeout after `seconds` (POSIX main thread; elsewhere no limit is enforced).
+
+    Example:
+        >>> with time_limit(120):
+        ...     detail = check_.function(objects)
+    """
     usable = (
         seconds > 0
         and hasattr(signal, "setitimer")
@@ -174,7 +228,12 @@ def time_limit(seconds: float):
 
 
 def find_exercise(name: str) -> Exercise:
-    """The registered exercise `name` ("ex03"; "ex3", "3", "03" and its notebook work too)."""
+    """The registered exercise `name` ("ex03"; "ex3", "3", "03" and its notebook work too).
+
+    Example:
+        >>> find_exercise("03_vgg16_custom_dataset").title
+        'VGG16 feature extraction on your ImageFolder'
+    """
     try:
         key = exercise_id(name)
     except ValueError:

@@ -29,6 +29,13 @@ CELL_TIMEOUT = 300  # seconds one cell may run before the runner stops the noteb
 
 @dataclass
 class CellProblem:
+    """A cell that did not run cleanly: where it is, whether it is graded, what went wrong.
+
+    Example:
+        >>> run_notebook("exercises/10_concepts.ipynb").problems[0].kind
+        'not attempted'
+    """
+
     index: int  # 1-based position among the notebook's cells
     graded: bool
     kind: str  # "not attempted" | "error" | "timeout" | "kernel died"
@@ -37,7 +44,13 @@ class CellProblem:
 
 @dataclass
 class NotebookRun:
-    """What happened when a notebook ran: problems per cell and the reports of tl.check()."""
+    """What happened when a notebook ran: problems per cell and the reports of tl.check().
+
+    Example:
+        >>> run = run_notebook("exercises/10_concepts.ipynb")  # the blank exercise
+        >>> run.exercise, run.graded_cells, run.passed
+        ('ex10', 1, False)
+    """
 
     path: Path
     exercise: str | None
@@ -86,7 +99,12 @@ def _problem(index: int, cell, earlier: bool) -> CellProblem | None:
 
 
 def run_notebook(path: str | Path, timeout: float = CELL_TIMEOUT) -> NotebookRun:
-    """Execute the notebook in a fresh kernel; never raises for problems in the learner's code."""
+    """Execute the notebook in a fresh kernel; never raises for problems in the learner's code.
+
+    Example:
+        >>> run_notebook("exercises/10_concepts.ipynb", timeout=60).problems[0].index
+        2
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -139,7 +157,12 @@ def run_notebook(path: str | Path, timeout: float = CELL_TIMEOUT) -> NotebookRun
 
 
 def format_run(run: NotebookRun) -> str:
-    """The terminal summary: ✅/❌ per check, then the cells that did not run cleanly."""
+    """The terminal summary: ✅/❌ per check, then the cells that did not run cleanly.
+
+    Example:
+        >>> print(format_run(run).splitlines()[-1])
+        ❌ not passing yet
+    """
     ok, bad = symbols()
     lines = [f"{run.path.name} ({run.seconds:.0f} s)"]
     for report in run.reports:
@@ -167,7 +190,12 @@ def format_run(run: NotebookRun) -> str:
 
 
 def check_notebook(path: str | Path, timeout: float = CELL_TIMEOUT) -> int:
-    """Run and grade one notebook, print the summary. Exit status: 0 all pass, 1 not, 2 bad path."""
+    """Run and grade one notebook, print the summary. Exit status: 0 all pass, 1 not, 2 bad path.
+
+    Example:
+        >>> check_notebook("exercises/10_concepts.ipynb")  # = python -m tlcourse check ...
+        1
+    """
     path = Path(path)
     if path.suffix != ".ipynb" or not path.is_file():
         print(f"error: {path} is not a notebook file (.ipynb); e.g. exercises/01_….ipynb")

@@ -17,6 +17,11 @@ TOLERANCE = 0.1  # reported vs measured: the learner's test images are not the g
 
 
 def expect_trainable(model: nn.Module, expected: list[str], what: str) -> None:
+    """Nothing if exactly the parameters `expected` train, else NotYet naming the extra/frozen.
+
+    Example:
+        >>> expect_trainable(model, ["fc.weight", "fc.bias"], "ResNet18")  # only the head
+    """
     trainable = trainable_names(model)
     if sorted(trainable) != sorted(expected):
         extra = [n for n in trainable if n not in expected]
@@ -28,7 +33,12 @@ def expect_trainable(model: nn.Module, expected: list[str], what: str) -> None:
 
 
 def listing(*parts: tuple[str, list[str]]) -> str:
-    """'also trainable: a, b, c ... (60 in all)' for the non-empty lists only."""
+    """'also trainable: a, b, c ... (60 in all)' for the non-empty lists only.
+
+    Example:
+        >>> listing(("also trainable", ["a", "b", "c", "d"]), ("frozen", []))
+        'also trainable: a, b, c ... (4 in all)'
+    """
     return "; ".join(
         f"{label}: {', '.join(names[:3])}{f' ... ({len(names)} in all)' if len(names) > 3 else ''}"
         for label, names in parts
@@ -77,7 +87,14 @@ def at_least(value: float, floor: float, what: str = "", context: str = "") -> s
 
 
 def pretrained_backbone(model: nn.Module, what: str) -> str:
-    """The model is Lite0 whose every tensor but the head equals the ImageNet weights."""
+    """The model is Lite0 whose every tensor but the head equals the ImageNet weights.
+
+    Returns the head's name; NotYet if a backbone tensor changed or a non-head parameter trains.
+
+    Example:
+        >>> pretrained_backbone(model, "model")  # tl.freeze(model), then tl.replace_head
+        'classifier.1'
+    """
     head = get_head(model)[0]
     changed = changed_tensors(model, pretrained_lite0_state(), skip=head)
     if changed:
@@ -92,6 +109,12 @@ def pretrained_backbone(model: nn.Module, what: str) -> str:
 
 
 def class_order(given: object, expected: list[str]) -> list[str]:
+    """`given` as a list if it holds the `expected` class names in any order, else NotYet.
+
+    Example:
+        >>> class_order(("Dog", "Cat"), ["Cat", "Dog"])  # the learner's order gives the labels
+        ['Dog', 'Cat']
+    """
     if not isinstance(given, (list, tuple)) or sorted(given) != sorted(expected):
         raise NotYet(f"class_names should be the dataset's classes {sorted(expected)}, got {given}")
     return list(given)

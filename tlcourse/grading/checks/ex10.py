@@ -26,11 +26,22 @@ QUESTIONS = {
 
 
 def normalise(answer: object) -> str:
-    """ "B)" -> "b", " No " -> "no", "1,000" -> "1000"."""
+    """The answer as compared: lower case, no spaces, commas or trailing ")" or ".".
+
+    Example:
+        >>> normalise("B)"), normalise(" No "), normalise("1,000")
+        ('b', 'no', '1000')
+    """
     return re.sub(r"[\s,_]", "", str(answer).strip().lower()).rstrip(").")
 
 
 def answer_hash(question: str, answer: object) -> str:
+    """The first 24 hex digits of the salted SHA-256 of the normalised answer (as in QUESTIONS).
+
+    Example:
+        >>> answer_hash("q1", "B)") == answer_hash("q1", "b")
+        True
+    """
     return hashlib.sha256(f"{SALT}:{question}:{normalise(answer)}".encode()).hexdigest()[:24]
 
 
