@@ -227,3 +227,14 @@ def test_progress_prints_the_first_and_last_epoch_and_throttles_fast_ones(capsys
     assert epoch_lines() == ["1/5", "2/5", "3/5", "4/5", "5/5"]
     monkeypatch.setattr(tl.report, "LINE_SECONDS", 1e9)  # epochs far faster than the interval
     assert epoch_lines() == ["1/5", "5/5"]
+
+
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu")])
+def test_train_one_epoch_and_evaluate_take_a_device_name_or_object(device):
+    tl.seed_everything(0)
+    model, loaders = small_net(), blob_loaders()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    train = tl.train_one_epoch(model, loaders["train"], loss_fn, optimizer, device)
+    val = tl.evaluate(model, loaders["val"], device=device)
+    assert math.isfinite(train["loss"]) and 0 <= val["accuracy"] <= 1

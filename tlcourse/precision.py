@@ -35,11 +35,12 @@ class Precision:
     def __init__(
         self,
         model: nn.Module,
-        device: torch.device,
+        device: torch.device | str,
         amp: bool = False,
         channels_last: bool = False,
         clip_grad: float | None = None,
     ):
+        device = torch.device(device)  # "cpu" and torch.device("cpu") alike
         self.model, self.device, self.amp = model, device, amp
         self.channels_last, self.clip_grad = channels_last, clip_grad
         self.dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
