@@ -85,9 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--progress", action="store_true", help="show progress bars and epoch lines")
     commands.add_parser("info", help="versions, device, which pretrained weights work offline")
-    check = commands.add_parser("check", help="run an exercise notebook and grade it")
+    check = commands.add_parser(
+        "check",
+        help="run an exercise notebook and grade it",
+        description="Run an exercise notebook top to bottom in a fresh kernel and grade it. "
+        "WARNING: this executes whatever code the notebook contains, with your rights; grade "
+        "untrusted submissions in a container or a throwaway account.",
+    )
     check.add_argument("notebook", help="e.g. exercises/02_freeze_and_replace_head.ipynb")
-    check.add_argument("--timeout", type=_positive, default=300, help="seconds per cell (300)")
+    check.add_argument(
+        "--timeout", type=_positive, default=1800, help="seconds for the whole run (1800)"
+    )
+    check.add_argument("--cell-timeout", type=_positive, default=300, help="seconds per cell (300)")
     commands.add_parser("progress", help="your exercises: status, points, last attempt")
     args = parser.parse_args(argv)
 
@@ -96,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         from tlcourse.grading.runner import check_notebook
 
-        return check_notebook(args.notebook, timeout=args.timeout)
+        return check_notebook(args.notebook, timeout=args.cell_timeout, total=args.timeout)
     if args.command == "progress":
         from tlcourse.grading import format_progress
 

@@ -22,6 +22,39 @@ from pathlib import Path
 from tlcourse.grading.registry import EXERCISES
 
 PROGRESS_ENV = "TLCOURSE_PROGRESS"
+NOTEBOOK_ENV = "TLCOURSE_NOTEBOOK"  # set by `tlcourse check` for its kernel: the graded notebook
+
+
+def attempt_source() -> str | None:
+    """The notebook `tl.check` runs in, if it can be told: `tlcourse check` says so in
+    TLCOURSE_NOTEBOOK, JupyterLab in JPY_SESSION_NAME, VS Code in `__vsc_ipynb_file__`.
+
+    Example:
+        >>> attempt_source()  # in JupyterLab
+        '/home/ada/tlcourse/exercises/03_vgg16_custom_dataset.ipynb'
+    """
+    for name in (NOTEBOOK_ENV, "JPY_SESSION_NAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return (shell.user_ns.get("__vsc_ipynb_file__") if shell is not None else None) or None
+
+
+def is_solution(source: str | None) -> bool:
+    """True for a notebook in a `solutions/` folder (the answer key, not the learner's work).
+
+    Without a known notebook, a kernel started in `solutions/` (nbval, `jupyter execute`) counts.
+
+    Example:
+        >>> is_solution("solutions/05_finetune_resnet34.ipynb"), is_solution("exercises/05_….ipynb")
+        (True, False)
+    """
+    folder = Path(source).expanduser().parent if source else Path.cwd()
+    return folder.name == "solutions"
 
 
 def symbols() -> tuple[str, str]:
@@ -58,6 +91,7 @@ def _valid(data: object) -> bool:
         isinstance(data, dict)
         and isinstance(data.get("exercises"), dict)
         and all(isinstance(entry, dict) for entry in data["exercises"].values())
+        and isinstance(data.get("solution_checks", {}), dict)
     )
 
 
@@ -97,9 +131,17 @@ def _set_aside(path: Path, reason: str, empty: dict) -> dict:
 
 
 def record_attempt(
-    exercise: str, status: str, points: int, max_points: int, path: str | Path | None = None
+    exercise: str,
+    status: str,
+    points: int,
+    max_points: int,
+    path: str | Path | None = None,
+    source: str | None = None,
 ) -> None:
     """Store one attempt (atomic write). A read-only or full disk prints a warning, never raises.
+
+    `source` is the graded notebook (default: `attempt_source()`). A check of a notebook in
+    `solutions/` goes to "solution_checks": shown, never counted as the learner's work.
 
     Example:
         >>> record_attempt("ex03", "passed", 10, 10)  # what tl.check("ex03", ...) does
@@ -108,6 +150,14 @@ def record_attempt(
     """
     path = Path(path) if path else progress_path()
     data = load_progress(path)
+    source = source or attempt_source()
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if is_solution(source):
+        data.setdefault("solution_checks", {})[exercise] = {
+            "status": status, "points": points, "max_points": max_points,
+            "last_attempt": when, "notebook": source or str(Path.cwd()),
+        }  # fmt: skip
+        return _write(path, data)
     entry = data["exercises"].get(exercise, {})
     best = max(points, int(entry.get("best_points", 0) or 0))
     data["exercises"][exercise] = {
@@ -116,8 +166,13 @@ def record_attempt(
         "best_points": best,
         "max_points": max_points,
         "attempts": int(entry.get("attempts", 0) or 0) + 1,
-        "last_attempt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "last_attempt": when,
+        "notebook": source,
     }
+    _write(path, data)
+
+
+def _write(path: Path, data: dict) -> None:
     temporary = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +189,8 @@ def format_progress(path: str | Path | None = None) -> str:
         >>> print(format_progress())  # = python -m tlcourse progress
     """
     path = Path(path) if path else progress_path()
-    entries = load_progress(path)["exercises"]
+    data = load_progress(path)
+    entries = data["exercises"]
     ok, bad = symbols()
     rows = [f"{'exercise':<9} {'title':<48} {'status':<16} {'points':>7}  last attempt (UTC)"]
     total = best_total = passed = 0
@@ -149,5 +205,12 @@ def format_progress(path: str | Path | None = None) -> str:
         )
         total, best_total, passed = total + ex.max_points, best_total + best, passed + (mark == ok)
     rows.append(f"\n{passed}/{len(EXERCISES)} exercises passed, {best_total}/{total} points.")
+    solutions = data.get("solution_checks", {})
+    if solutions:
+        shown = ", ".join(
+            f"{key} {entry.get('points', 0)}/{entry.get('max_points', '?')}"
+            for key, entry in sorted(solutions.items())
+        )
+        rows.append(f"Solutions checked (not counted): {shown}")
     rows.append(f"Progress file: {path} (set {PROGRESS_ENV} to use another)")
     return "\n".join(rows)
