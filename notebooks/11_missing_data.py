@@ -77,8 +77,8 @@ conv_in = {
     "test": features(test_pixels, test_y.numpy(), layer="features.8"),
 }  # (1000, 320, 2, 2)
 pool = nn.Sequential(model.features[8], model.avgpool, nn.Flatten(1)).eval()  # frozen for now
-with torch.no_grad():
-    train_x, test_x = pool(conv_in["train"]), pool(conv_in["test"])  # (1000, 1280) each
+with torch.no_grad():  # feature vectors (1000, 1280) for train and test
+    train_x, test_x = (pool(conv_in[name].to(device)).cpu() for name in ("train", "test"))
 print("feature vectors:", tuple(train_x.shape), tuple(test_x.shape))
 
 # %% [markdown]
@@ -150,7 +150,7 @@ def horse_scores(model_or_head, x=test_x) -> tuple[float, float]:
 
 few_shot = {}  # answer -> [(horse recall, macro-F1) for each seed]
 few_shot["plain training"] = [horse_scores(train_head(few_x, few_y, seed=s)) for s in SEEDS]
-weights = tl.class_weights(few_y, num_classes=10)  # a horse counts 10x
+weights = tl.class_weights(few_y, num_classes=10).to(device)  # a horse counts 10x
 weighted_heads = [
     train_head(few_x, few_y, seed=s, loss_fn=nn.CrossEntropyLoss(weight=weights)) for s in SEEDS
 ]
