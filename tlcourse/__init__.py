@@ -28,8 +28,10 @@ from tlcourse.freeze import (
     trainable_names,
     unfreeze,
 )
+from tlcourse.gradcam import gradcam, show_gradcam
 from tlcourse.grading import check
 from tlcourse.imagefolder import load_imagefolder, write_imagefolder
+from tlcourse.lr_finder import lr_find
 from tlcourse.metrics import classification_metrics, roc_auc, sensitivity_specificity
 from tlcourse.models import (
     PretrainedWeightsUnavailable,
@@ -67,12 +69,14 @@ __all__ = [
     "freeze_batchnorm",
     "get_device",
     "get_head",
+    "gradcam",
     "load_animals",
     "load_checkpoint",
     "load_imagefolder",
     "load_model_state",
     "load_pretrained",
     "load_splits",
+    "lr_find",
     "make_generator",
     "make_loaders",
     "param_groups",
@@ -86,6 +90,7 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "sensitivity_specificity",
+    "show_gradcam",
     "show_images",
     "stratified_split",
     "to_displayable",

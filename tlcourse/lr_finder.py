@@ -1,0 +1,145 @@
+"""The learning-rate range test (Smith 2017; fastai's `lr_find`), in a few readable lines.
+
+Lesson 10 and exercise 11. Train a few hundred batches while the learning rate grows
+exponentially, record the (smoothed) loss, stop once it blows up, put the weights back, and
+suggest the rate where the loss fell fastest.
+
+Example:
+    >>> finder = lr_find(head, train_loader, torch.optim.SGD(head.parameters(), momentum=0.9))
+    >>> finder.suggestion, finder.plot()
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+@dataclass
+class LRFinder:
+    """What a range test measured: the learning rates tried, the smoothed losses, a suggestion.
+
+    Example:
+        >>> finder = lr_find(model, loader, optimizer)
+        >>> len(finder.lrs) == len(finder.losses), finder.suggestion
+        (True, 0.0032)
+    """
+
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # exponentially smoothed, bias-corrected
+    suggestion: float = math.nan
+
+    def plot(self, title: str = "learning-rate range test") -> Figure:
+        """Loss vs learning rate (log scale), the suggestion marked.
+
+        Example:
+            >>> finder.plot().savefig("lr_find.png")
+        """
+        figure = Figure(figsize=(6, 3.2), layout="constrained")
+        ax = figure.subplots()
+        ax.plot(self.lrs, self.losses)
+        ax.axvline(
+            self.suggestion,
+            color="tab:red",
+            linestyle="--",
+            label=f"suggestion {self.suggestion:.2g}",
+        )
+        ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)", title=title)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        return figure
+
+
+def suggest_lr(lrs: list[float], losses: list[float], skip: int = 5) -> float:
+    """The learning rate where the loss falls fastest (steepest descent per decade), before its
+    minimum; the first `skip` points (the smoothing still warming up) are left out.
+
+    Example:
+        >>> suggest_lr([1e-4, 1e-3, 1e-2, 1e-1, 1.0], [2.3, 2.2, 1.2, 0.9, 5.0], skip=0)
+        0.01
+    """
+    if len(lrs) != len(losses) or len(lrs) < skip + 3:
+        raise ValueError(
+            f"suggest_lr: {len(lrs)} learning rates and {len(losses)} losses; need the same "
+            f"number, at least {skip + 3}: run more steps or lower diverge's sensitivity"
+        )
+    log_lrs, losses = np.log10(np.asarray(lrs)), np.asarray(losses, dtype=float)
+    lowest = skip + int(np.argmin(losses[skip:]))  # where the loss bottoms out
+    slopes = np.gradient(losses[: lowest + 1], log_lrs[: lowest + 1])  # d loss / d log10(lr)
+    return float(lrs[skip + int(np.argmin(slopes[skip:]))]) if lowest > skip else float(lrs[skip])
+
+
+def lr_find(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    *,
+    loss_fn: nn.Module | None = None,
+    start_lr: float = 1e-6,
+    end_lr: float = 10.0,
+    steps: int = 200,
+    smoothing: float = 0.95,
+    diverge: float = 4.0,
+    device: torch.device | str | None = None,
+) -> LRFinder:
+    """Train `steps` batches with the LR growing exponentially from `start_lr` to `end_lr`.
+
+    Every parameter group gets the same LR. Stops when the smoothed loss exceeds `diverge` times
+    its lowest value; then restores the model's and the optimizer's state, so training starts
+    from where it was. Batches cycle through `loader` as often as needed.
+
+    Example:
+        >>> finder = lr_find(head, train_loader, torch.optim.SGD(head.parameters(), momentum=0.9))
+        >>> finder.suggestion  # e.g. 0.03
+    """
+    if not 0 < start_lr < end_lr or steps < 10:
+        raise ValueError(
+            f"lr_find: need 0 < start_lr < end_lr and steps >= 10, got "
+            f"start_lr={start_lr}, end_lr={end_lr}, steps={steps}"
+        )
+    device = torch.device(device) if device else next(model.parameters()).device
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    saved_model, saved_optimizer = copy.deepcopy(model.state_dict()), optimizer.state_dict()
+    saved_optimizer = copy.deepcopy(saved_optimizer)
+    growth = (end_lr / start_lr) ** (1 / (steps - 1))  # lr of step k: start_lr * growth**k
+    result, average, batches = LRFinder(), 0.0, iter(loader)
+    model.train()
+    try:
+        for step in range(steps):
+            lr = start_lr * growth**step
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            try:
+                inputs, labels = next(batches)
+            except StopIteration:  # the loader ran out: start it again
+                batches = iter(loader)
+                inputs, labels = next(batches)
+            loss = loss_fn(model(inputs.to(device)), labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            average = smoothing * average + (1 - smoothing) * loss.item()
+            smoothed = average / (1 - smoothing ** (step + 1))  # bias-corrected, as in Adam
+            if not math.isfinite(smoothed):
+                break
+            result.lrs.append(lr)
+            result.losses.append(smoothed)
+            if smoothed > diverge * min(result.losses):  # blown up: larger rates only get worse
+                break
+    finally:
+        model.load_state_dict(saved_model)
+        optimizer.load_state_dict(saved_optimizer)
+    if len(result.lrs) < 10:
+        raise ValueError(
+            f"lr_find: the loss diverged after {len(result.lrs)} steps: lower "
+            f"start_lr (now {start_lr:g}) or raise diverge (now {diverge:g})"
+        )
+    result.suggestion = suggest_lr(result.lrs, result.losses)
+    return result
