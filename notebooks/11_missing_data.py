@@ -100,6 +100,8 @@ def train_head(x, y, *, seed, loss_fn=None, epochs=10) -> nn.Linear:
     )
     optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 1280 -> 10 head is too small to share out (see lesson 09)
     tl.fit(
         head,
         DataLoader(data, batch_size=64, sampler=draws),
@@ -112,6 +114,7 @@ def train_head(x, y, *, seed, loss_fn=None, epochs=10) -> nn.Linear:
         restore_best=False,
         progress=False,
     )
+    torch.set_num_threads(threads)
     return head
 
 
