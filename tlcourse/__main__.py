@@ -67,7 +67,7 @@ def info() -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tlcourse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
@@ -98,7 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("--cell-timeout", type=_positive, default=300, help="seconds per cell (300)")
     commands.add_parser("progress", help="your exercises: status, points, last attempt")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tlcourse demo | info | check NOTEBOOK | progress`; returns the exit status.
+
+    Example:
+        >>> main(["check", "exercises/10_concepts.ipynb", "--timeout", "600"])
+        1
+    """
+    args = _parser().parse_args(argv)
 
     if args.command == "info":
         return info()

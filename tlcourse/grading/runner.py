@@ -113,7 +113,6 @@ def run_notebook(
     """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
@@ -132,35 +131,39 @@ def run_notebook(
         report_file = Path(folder) / "reports.jsonl"
         env = os.environ | {REPORT_ENV: str(report_file), "MPLBACKEND": "agg"}
         env[NOTEBOOK_ENV] = str(path.resolve())  # tl.check records which notebook it graded
-        index = 0
-        try:
-            with client.setup_kernel(env=env, stderr=subprocess.DEVNULL):  # no kernel chatter
-                deadline = time.perf_counter() + total  # from the kernel's start
-                for index, cell in enumerate(notebook.cells, start=1):
-                    client.timeout = max(round(min(timeout, deadline - time.perf_counter())), 1)
-                    client.execute_cell(cell, index - 1)
-                    problem = _problem(index, cell, bool(run.problems))
-                    if problem:
-                        run.problems.append(problem)
-        except CellTimeoutError:
-            why = (
-                "(an endless loop? too much work for the time limit?)"
-                if client.timeout >= timeout
-                else f"(the whole notebook may run {total:g} s: --timeout)"
-            )
-            message = f"still running after {client.timeout:.0f} s: stopped {why}"
-            run.problems.append(CellProblem(index, False, "timeout", message))
-        except DeadKernelError:
-            run.problems.append(
-                CellProblem(
-                    index, False, "kernel died", "the Python kernel crashed (out of memory?)"
-                )
-            )
+        _run_cells(client, notebook, run, env, timeout, total)
         if report_file.exists():
             lines = report_file.read_text(encoding="utf-8").splitlines()
             run.reports = [json.loads(line) for line in lines if line.strip()]
     run.seconds = time.perf_counter() - started
     return run
+
+
+def _run_cells(client, notebook, run: NotebookRun, env: dict, timeout: float, total: float):
+    """Every cell in order in one kernel; a timeout or a dead kernel ends the run as a problem."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    index = 0
+    try:
+        with client.setup_kernel(env=env, stderr=subprocess.DEVNULL):  # no kernel chatter
+            deadline = time.perf_counter() + total  # from the kernel's start
+            for index, cell in enumerate(notebook.cells, start=1):
+                client.timeout = max(round(min(timeout, deadline - time.perf_counter())), 1)
+                client.execute_cell(cell, index - 1)
+                problem = _problem(index, cell, bool(run.problems))
+                if problem:
+                    run.problems.append(problem)
+    except CellTimeoutError:
+        why = (
+            "(an endless loop? too much work for the time limit?)"
+            if client.timeout >= timeout
+            else f"(the whole notebook may run {total:g} s: --timeout)"
+        )
+        message = f"still running after {client.timeout:.0f} s: stopped {why}"
+        run.problems.append(CellProblem(index, False, "timeout", message))
+    except DeadKernelError:
+        message = "the Python kernel crashed (out of memory?)"
+        run.problems.append(CellProblem(index, False, "kernel died", message))
 
 
 def format_run(run: NotebookRun) -> str:
