@@ -5,8 +5,10 @@ Used by every notebook: `device = tl.get_device()` then `tl.seed_everything(0)`.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,6 +50,29 @@ def get_device(name: str | None = None) -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"{source}: the course supports cpu, cuda and mps")
     return device
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware: x86 AVX512-BF16 or AMX-BF16.
+
+    Elsewhere PyTorch emulates bf16 and it runs slower than fp32, so `precision="bf16"` only
+    pays off where this is True (e.g. AMD Zen 4, Intel Cooper Lake and Sapphire Rapids on).
+    ARM CPUs answer False: bf16 there is not measured by this course.
+
+    Example:
+        >>> cpu_has_native_bf16()  # on an AMD EPYC (Zen 4)
+        True
+    """
+    capabilities = getattr(torch.cpu, "get_capabilities", None)  # cpuinfo's flags (recent torch)
+    if capabilities is not None:
+        flags = capabilities()
+        return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
+    try:  # older torch on Linux: the kernel's list of CPU flags
+        words = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
+    except OSError:
+        return False
+    return bool(words & {"avx512_bf16", "amx_bf16"})
 
 
 def seed_everything(seed: int = 0) -> int:
