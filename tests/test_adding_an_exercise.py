@@ -1,7 +1,7 @@
 """An exercise lives in three places: a solution notebook, a checks module, tests.
 
 The checks module is discovered by its name, the id `exNN` is derived from the file names, and
-exercises/ (README table included) is generated: a made-up exercise 11 shows it, end to end,
+exercises/ (README table included) is generated: a made-up exercise 99 shows it, end to end,
 without a line changed anywhere else. Also: every solution has a checks module and back, and
 the message names the missing file.
 """
@@ -22,12 +22,12 @@ from tlcourse.grading.registry import EXERCISES, discover, find_exercise
 
 ROOT = Path(__file__).resolve().parents[1]
 
-NEW_CHECKS = '''"""Exercise 11, made up by a test: add two numbers."""
+NEW_CHECKS = '''"""Exercise 99, made up by a test: add two numbers."""
 
 from tlcourse.grading.checks.common import FUNCTION
 from tlcourse.grading.registry import NotYet, Spec, call_learner, exercise
 
-EX11 = exercise(
+EX99 = exercise(
     __name__,
     "Add two numbers",
     {"add": Spec(FUNCTION, "your function add(a, b)", "add")},
@@ -36,14 +36,14 @@ EX11 = exercise(
 )
 
 
-@EX11.check("add(2, 2) is 4", points=10, needs=("add",), hint="return a + b")
-def _ex11_add(o: dict) -> str:
+@EX99.check("add(2, 2) is 4", points=10, needs=("add",), hint="return a + b")
+def _ex99_add(o: dict) -> str:
     if call_learner(o["add"], 2, 2) != 4:
         raise NotYet("add(2, 2) is not 4")
     return "4"
 '''
 NEW_SOLUTION = """# %% [markdown]
-# # Exercise 11: add two numbers
+# # Exercise 99: add two numbers
 
 # %%
 import tlcourse as tl
@@ -56,7 +56,7 @@ def add(a, b):
 
 
 # %% tags=["graded"]
-tl.check("ex11", add=add)
+tl.check("ex99", add=add)
 """
 
 
@@ -107,28 +107,28 @@ def repository_state() -> dict[str, bytes]:
 
 def test_a_new_exercise_needs_only_its_solution_and_its_checks(course, extra_checks_folder, capsys):
     untouched = repository_state()
-    (extra_checks_folder / "ex11.py").write_text(NEW_CHECKS)  # place 2: the checks module
-    (course / "solutions" / "11_add_numbers.py").write_text(NEW_SOLUTION)  # place 1: the solution
+    (extra_checks_folder / "ex99.py").write_text(NEW_CHECKS)  # place 2: the checks module
+    (course / "solutions" / "99_add_numbers.py").write_text(NEW_SOLUTION)  # place 1: the solution
 
-    assert "tlcourse.grading.checks.ex11" in discover(checks.__name__, checks.__path__)
-    assert find_exercise("11").title == "Add two numbers" and EXERCISES["ex11"].max_points == 10
-    assert exercise_id(course / "exercises" / "11_add_numbers.ipynb") == "ex11"
+    assert "tlcourse.grading.checks.ex99" in discover(checks.__name__, checks.__path__)
+    assert find_exercise("99").title == "Add two numbers" and EXERCISES["ex99"].max_points == 10
+    assert exercise_id(course / "exercises" / "99_add_numbers.ipynb") == "ex99"
 
     arguments = ["--solutions", str(course / "solutions"), "--exercises", str(course / "exercises")]
     assert generate_main(arguments) == 0, capsys.readouterr()
-    blank = (course / "exercises" / "11_add_numbers.py").read_text()
-    assert 'raise NotImplementedError("Exercise 11: return the sum of a and b")' in blank
-    assert (course / "exercises" / "11_add_numbers.ipynb").is_file()
+    blank = (course / "exercises" / "99_add_numbers.py").read_text()
+    assert 'raise NotImplementedError("Exercise 99: return the sum of a and b")' in blank
+    assert (course / "exercises" / "99_add_numbers.ipynb").is_file()
     readme = (course / "exercises" / "README.md").read_text()
-    assert "| 11 | `11_add_numbers` | a tiny exercise a test made up | none | 1 | 10 |" in readme
-    assert '**11 · Add two numbers** · `tl.check("ex11", ...)`' in readme
+    assert "| 99 | `99_add_numbers` | a tiny exercise a test made up | none | 1 | 10 |" in readme
+    assert '**99 · Add two numbers** · `tl.check("ex99", ...)`' in readme
     assert "- [10] add(2, 2) is 4" in readme
     assert readme.startswith("# Exercises\n") and "**How grading works.**" in readme  # prose kept
     assert generate_main([*arguments, "--check"]) == 0, capsys.readouterr()
 
-    report = tl.check("ex11", add=lambda a, b: a + b)
+    report = tl.check("ex99", add=lambda a, b: a + b)
     assert report.passed and report.points == 10
-    assert "ex11" in format_progress() and "Add two numbers" in format_progress()
+    assert "ex99" in format_progress() and "Add two numbers" in format_progress()
     assert repository_state() == untouched  # place 3, the tests, is this file
 
 
@@ -141,10 +141,10 @@ def test_every_solution_has_a_checks_module_and_back():
 
 
 def test_a_solution_without_checks_names_the_file_to_add(course, capsys):
-    (course / "solutions" / "11_orphan.py").write_text(NEW_SOLUTION)
+    (course / "solutions" / "99_orphan.py").write_text(NEW_SOLUTION)
     missing = (
-        "11_orphan.py: no checks module registers ex11: "
-        "add tlcourse/grading/checks/ex11.py (EX = exercise(__name__, ...)"
+        "99_orphan.py: no checks module registers ex99: "
+        "add tlcourse/grading/checks/ex99.py (EX = exercise(__name__, ...)"
     )
     assert [missing in problem for problem in unpaired(course / "solutions")] == [True]
     arguments = ["--solutions", str(course / "solutions"), "--exercises", str(course / "exercises")]

@@ -103,12 +103,14 @@ def test_lr_find_bad_arguments(kwargs, message):
         tl.lr_find(model, blob_loader(), torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
 
 
-def test_lr_find_that_diverges_at_once_says_so():
+def test_lr_find_that_diverges_at_once_says_so_and_puts_the_weights_back():
     model = small_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = copy.deepcopy(model.state_dict())
     with pytest.raises(ValueError, match=r"diverged after \d+ steps: lower start_lr"):
         tl.lr_find(model, blob_loader(), optimizer, start_lr=1e6, end_lr=1e9, diverge=1.0001)
-    assert suggest_lr.__doc__ and isinstance(LRFinder(), LRFinder)
+    assert all(torch.equal(before[k], model.state_dict()[k]) for k in before)
+    assert optimizer.param_groups[0]["lr"] == 0.1 and isinstance(LRFinder(), LRFinder)
 
 
 # ------------------------------------------------------------------------------- gradcam

@@ -57,9 +57,10 @@ class LRFinder:
         return figure
 
 
-def suggest_lr(lrs: list[float], losses: list[float], skip: int = 5) -> float:
+def suggest_lr(lrs: list[float], losses: list[float], skip: int = 10) -> float:
     """The learning rate where the loss falls fastest (steepest descent per decade), before its
-    minimum; the first `skip` points (the smoothing still warming up) are left out.
+    minimum. The first `skip` points are left out: the smoothed loss is still warming up there,
+    and a batch-to-batch jump over a tiny step of the rate looks like a steep fall.
 
     Example:
         >>> suggest_lr([1e-4, 1e-3, 1e-2, 1e-1, 1.0], [2.3, 2.2, 1.2, 0.9, 5.0], skip=0)
@@ -68,7 +69,7 @@ def suggest_lr(lrs: list[float], losses: list[float], skip: int = 5) -> float:
     if len(lrs) != len(losses) or len(lrs) < skip + 3:
         raise ValueError(
             f"suggest_lr: {len(lrs)} learning rates and {len(losses)} losses; need the same "
-            f"number, at least {skip + 3}: run more steps or lower diverge's sensitivity"
+            f"number, at least {skip + 3}: run more steps or raise diverge"
         )
     log_lrs, losses = np.log10(np.asarray(lrs)), np.asarray(losses, dtype=float)
     lowest = skip + int(np.argmin(losses[skip:]))  # where the loss bottoms out
@@ -136,7 +137,7 @@ def lr_find(
     finally:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
-    if len(result.lrs) < 10:
+    if len(result.lrs) < 13:  # suggest_lr skips 10 points and needs 3 more
         raise ValueError(
             f"lr_find: the loss diverged after {len(result.lrs)} steps: lower "
             f"start_lr (now {start_lr:g}) or raise diverge (now {diverge:g})"
