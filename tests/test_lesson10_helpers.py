@@ -113,6 +113,13 @@ def test_lr_find_that_diverges_at_once_says_so_and_puts_the_weights_back():
     assert optimizer.param_groups[0]["lr"] == 0.1 and isinstance(LRFinder(), LRFinder)
 
 
+def test_lr_find_on_an_empty_loader_says_so():
+    model = small_net()
+    empty = DataLoader(blobs(96), batch_size=128, drop_last=True)  # 96 samples: 0 full batches
+    with pytest.raises(ValueError, match=r"the loader is empty \(0 batches\)"):
+        tl.lr_find(model, empty, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
 # ------------------------------------------------------------------------------- gradcam
 class Spotlight(nn.Module):
     """A CNN whose class-1 score is the brightness of channel 0: Grad-CAM must light up where

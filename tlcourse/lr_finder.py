@@ -77,6 +77,14 @@ def suggest_lr(lrs: list[float], losses: list[float], skip: int = 10) -> float:
     return float(lrs[skip + int(np.argmin(slopes[skip:]))]) if lowest > skip else float(lrs[skip])
 
 
+def _forever(loader: DataLoader):
+    """The batches of `loader`, started again (a new shuffle) each time it runs out."""
+    if len(loader) == 0:
+        raise ValueError("lr_find: the loader is empty (0 batches): check len(dataset)")
+    while True:
+        yield from loader
+
+
 def lr_find(
     model: nn.Module,
     loader: DataLoader,
@@ -92,9 +100,9 @@ def lr_find(
 ) -> LRFinder:
     """Train `steps` batches with the LR growing exponentially from `start_lr` to `end_lr`.
 
-    Every parameter group gets the same LR. Stops when the smoothed loss exceeds `diverge` times
-    its lowest value; then restores the model's and the optimizer's state, so training starts
-    from where it was. Batches cycle through `loader` as often as needed.
+    Every parameter group gets the same LR; batches cycle through `loader` as often as needed.
+    Stops when the smoothed loss exceeds `diverge` times its lowest; then puts the model's and
+    the optimizer's state back, so training starts from where it was.
 
     Example:
         >>> finder = lr_find(head, train_loader, torch.optim.SGD(head.parameters(), momentum=0.9))
@@ -105,23 +113,16 @@ def lr_find(
             f"lr_find: need 0 < start_lr < end_lr and steps >= 10, got "
             f"start_lr={start_lr}, end_lr={end_lr}, steps={steps}"
         )
-    device = torch.device(device) if device else next(model.parameters()).device
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    saved_model, saved_optimizer = copy.deepcopy(model.state_dict()), optimizer.state_dict()
-    saved_optimizer = copy.deepcopy(saved_optimizer)
+    device, loss_fn = device or next(model.parameters()).device, loss_fn or nn.CrossEntropyLoss()
+    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
     growth = (end_lr / start_lr) ** (1 / (steps - 1))  # lr of step k: start_lr * growth**k
-    result, average, batches = LRFinder(), 0.0, iter(loader)
+    result, average = LRFinder(), 0.0
     model.train()
     try:
-        for step in range(steps):
+        for step, (inputs, labels) in zip(range(steps), _forever(loader)):
             lr = start_lr * growth**step
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            try:
-                inputs, labels = next(batches)
-            except StopIteration:  # the loader ran out: start it again
-                batches = iter(loader)
-                inputs, labels = next(batches)
             loss = loss_fn(model(inputs.to(device)), labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -135,8 +136,8 @@ def lr_find(
             if smoothed > diverge * min(result.losses):  # blown up: larger rates only get worse
                 break
     finally:
-        model.load_state_dict(saved_model)
-        optimizer.load_state_dict(saved_optimizer)
+        model.load_state_dict(saved[0])
+        optimizer.load_state_dict(saved[1])
     if len(result.lrs) < 13:  # suggest_lr skips 10 points and needs 3 more
         raise ValueError(
             f"lr_find: the loss diverged after {len(result.lrs)} steps: lower "
