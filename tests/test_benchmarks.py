@@ -3,9 +3,16 @@
 No timing is asserted here (numbers depend on the machine); `make bench` measures.
 """
 
+import math
 import sys
+from pathlib import Path
 
+import pytest
+
+from benchmarks.__main__ import BENCHMARKS
 from benchmarks.common import Goal, Section, interleaved, run_child
+from benchmarks.course_vs_tutorial import _first_reaching
+from benchmarks.extraction import cpu_peak_flops
 from benchmarks.notebooks import parse_junit
 from benchmarks.report import QUICK_BANNER, render, verdict, write_report
 
@@ -91,3 +98,13 @@ def test_run_child_peak_is_the_childs_own_not_its_big_parents():
     parent_block = b"p" * (400 * 2**20)
     child = run_child([sys.executable, "-c", "block = b'c' * (50 * 2**20)"])
     assert len(parent_block) and 50 <= child.peak_rss_mb < 300
+
+
+def test_extraction_is_registered_and_its_peak_says_how_it_was_computed():
+    assert "extraction" in BENCHMARKS
+    points = [(1.0, 0.5), (2.0, 0.7), (3.0, 0.6)]
+    assert _first_reaching(points, 0.6) == 2.0 and _first_reaching(points, 0.8) == math.inf
+    if not Path("/proc/cpuinfo").exists():
+        pytest.skip("no /proc/cpuinfo: the peak is not computed here")
+    peak, how = cpu_peak_flops(2)
+    assert peak > 0 and "2 threads x" in how and "GFLOP/s" in how
