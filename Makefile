@@ -15,10 +15,18 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	mkdir -p $(VENV)/share/jupyter/lab/settings/overrides.d
+	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.d/tlcourse.json
 	touch $(STAMP)
 
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d
+
+# JupyterLab opens lesson 00; jupyter/overrides.json (no news pop-up, no update check) goes into
+# the project's own environment, not your global JupyterLab settings.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks $(LAB_OPTS)
+	mkdir -p $(LAB_SETTINGS) && cp jupyter/overrides.json $(LAB_SETTINGS)/tlcourse.json
+	$(BIN)/jupyter lab --ServerApp.root_dir=. \
+		--LabApp.default_url=/lab/tree/notebooks/00_setup_check.ipynb $(LAB_OPTS)
 
 demo: $(STAMP)
 	$(BIN)/python -m tlcourse demo

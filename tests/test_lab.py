@@ -63,6 +63,17 @@ def test_make_lab_serves_notebooks_and_opens_py_pairs(tmp_path):
         assert notebook["type"] == "notebook"  # jupytext's contents manager turned .py into cells
         assert notebook["content"]["cells"][0]["cell_type"] == "markdown"
         assert requests.get(f"{base}/lab", headers=headers, timeout=10).ok
+        # the course's settings override (jupyter/overrides.json): no news pop-up, no update check
+        notification = requests.get(
+            f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+            headers=headers,
+            timeout=10,
+        ).json()["schema"]["properties"]
+        assert notification["fetchNews"]["default"] == "false"  # JupyterLab's own: "none" = ask
+        assert notification["checkForUpdates"]["default"] is False
+        home = requests.get(f"{base}/", headers=headers, timeout=10, allow_redirects=False)
+        location = home.headers["Location"].split("?")[0]
+        assert location.endswith("/lab/tree/notebooks/00_setup_check.ipynb")  # lesson 00 opens
         requests.post(f"{base}/api/shutdown", headers=headers, timeout=10)
         server.wait(timeout=30)
     finally:
