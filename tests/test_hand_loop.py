@@ -67,13 +67,13 @@ def assert_same_weights(hand: nn.Module, fitted: nn.Module) -> None:
         assert same, f"weights differ: {name}"
 
 
-@pytest.mark.parametrize("mismatched_val", [False, True], ids=["learnable", "mismatched"])
-def test_fit_by_hand_equals_tl_fit(mismatched_val):
+def hand_and_fit(mismatched_val: bool, seed: int):
+    """The notebook's fit_by_hand and tl.fit from the same start, shuffle and dropout seed."""
     fit_by_hand = notebook_functions("02_feature_extraction")["fit_by_hand"]
     start, train_loader, val_loader = tiny_problem(mismatched_val)
     hand, fitted = copy.deepcopy(start), copy.deepcopy(start)
 
-    torch.manual_seed(1)  # dropout masks come from the global generator: the same for both
+    torch.manual_seed(seed)  # dropout masks come from the global generator: the same for both
     hand_history = fit_by_hand(
         hand,
         train_loader(),
@@ -83,17 +83,28 @@ def test_fit_by_hand_equals_tl_fit(mismatched_val):
         loss_fn=nn.CrossEntropyLoss(),
         device=torch.device("cpu"),  # what tl.get_device() returns in the notebook
     )
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     history = tl.fit(
         fitted, train_loader(), val_loader, epochs=3, lr=0.05, device="cpu", progress=False
     )
+    return hand, hand_history, fitted, history
 
-    for key in METRICS:
-        assert hand_history[key] == getattr(history, key), f"{key} differs"
-    assert hand_history["best_epoch"] == history.best_epoch
-    assert_same_weights(hand, fitted)
-    # the case exists to check that the best weights come back (measured: best epoch 2 of 3)
-    assert not mismatched_val or history.best_epoch < 3, history.val_accuracy
+
+@pytest.mark.parametrize("mismatched_val", [False, True], ids=["learnable", "mismatched"])
+def test_fit_by_hand_equals_tl_fit(mismatched_val):
+    # the mismatched case exists to check that the best weights come back, so it needs a run
+    # whose best epoch is not the last: which dropout seed gives one depends on the machine's
+    # rounding (seed 1: best epoch 2 here, 3 on another CPU), so the first such seed is used
+    for seed in range(1, 30):
+        hand, hand_history, fitted, history = hand_and_fit(mismatched_val, seed)
+        for key in METRICS:
+            assert hand_history[key] == getattr(history, key), f"{key} differs (seed {seed})"
+        assert hand_history["best_epoch"] == history.best_epoch
+        assert_same_weights(hand, fitted)
+        if not mismatched_val or history.best_epoch < 3:
+            break
+    else:
+        pytest.fail("no dropout seed in 1..29 gave a best epoch before the last")
 
 
 def test_early_stopping_by_hand_equals_tl_fit():
