@@ -35,7 +35,9 @@ from benchmarks.common import (
 from tlcourse.device import cpu_has_native_bf16
 
 DEFAULT_GOAL, BF16_GOAL, ACCURACY_TOLERANCE = 1.5, 2.0, 0.01
-FEATURE_TOLERANCE = 1e-4  # largest |difference| / largest |feature|: float rounding, not a change
+# largest |difference| / largest |feature|: float rounding, not a change (~1e-5 on a CPU; CUDA's
+# TF32 convolutions round to ~1e-3: an H200 gave 2.4e-4)
+FEATURE_TOLERANCE, CUDA_FEATURE_TOLERANCE = 1e-4, 2e-3
 SEEDS = (0, 1, 2)
 VARIANTS = {  # name -> extract_features options
     "today: fp32, model as is (NCHW)": {"channels_last": False},
@@ -121,13 +123,14 @@ def run(quick: bool, out: Path) -> Section:
         (["variant", "images/s (median)", "vs today (paired)", "% of fp32 peak",
           "features vs today", "head test accuracy (seeds 0,1,2)", "minus today's"], rows)
     )  # fmt: skip
-    section.goals += _goals(seconds, accuracy, features, variants, bf16_here)
+    tolerance = CUDA_FEATURE_TOLERANCE if device.type == "cuda" else FEATURE_TOLERANCE
+    section.goals += _goals(seconds, accuracy, features, tolerance, bf16_here)
     section.tables.append(tuning)
     section.notes += _notes(bf16_here, device, peak)
     return section
 
 
-def _goals(seconds, accuracy, features, variants, bf16_here) -> list[Goal]:
+def _goals(seconds, accuracy, features, tolerance: float, bf16_here: bool) -> list[Goal]:
     reference = features[TODAY]["test"].tensors[0]
     gap = (features[DEFAULT]["test"].tensors[0] - reference).abs().max().item()
     relative = gap / reference.abs().max().item()
@@ -135,8 +138,8 @@ def _goals(seconds, accuracy, features, variants, bf16_here) -> list[Goal]:
     goals = [
         Goal("defaults / today, images/s", f">= {DEFAULT_GOAL}x", f"{default:.2f}x",
              at_least(default, DEFAULT_GOAL), _spread(seconds[TODAY], seconds[DEFAULT])),
-        Goal("default features = today's (float tolerance)", f"<= {FEATURE_TOLERANCE:g}",
-             f"{relative:.1e}", at_most(relative, FEATURE_TOLERANCE),
+        Goal("default features = today's (float tolerance)", f"<= {tolerance:g}",
+             f"{relative:.1e}", at_most(relative, tolerance),
              f"largest |difference| {gap:.1e} over test features up to "
              f"{reference.abs().max().item():.1f} (relative to the largest)"),
     ]  # fmt: skip

@@ -229,7 +229,10 @@ for name in variants:
     cosine = nn.functional.cosine_similarity(features[name], reference)
     rate = len(inputs) / statistics.median(seconds[name])
     print(f"{name:<26} {rate:>9.0f} {speedup[name]:>8.2f}x  max diff {(features[name] - reference).abs().max():.1e}, mean cosine {cosine.mean():.4f}")
-assert torch.allclose(features["default"], reference, rtol=1e-4, atol=1e-4 * reference.abs().max())
+# float rounding: ~1e-5 of the largest feature on a CPU; CUDA runs fp32 convolutions in TF32
+# (10-bit mantissa), where an H200 gave 2.4e-4
+tolerance = 2e-3 if device.type == "cuda" else 1e-4
+assert torch.allclose(features["default"], reference, rtol=tolerance, atol=tolerance * reference.abs().max())
 if "bf16 (opt-in)" in variants:  # measured here: mean cosine 0.998, lowest single image 0.992
     assert nn.functional.cosine_similarity(features["bf16 (opt-in)"], reference).mean() > 0.99
 # Speed depends on the machine and its load. Measured here (AMD EPYC, 2 threads, load 4-5, 5 runs

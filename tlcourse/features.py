@@ -27,7 +27,8 @@ from tlcourse.models import get_head
 # autocast dtype of each precision, and where it runs (fp16 on a CPU or bf16 on mps: not offered)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 SUPPORTED = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16"), "mps": ("fp32", "fp16")}
-# where the folded channels_last copy was measured faster (benchmarks/extraction.py); not on mps
+# where the folded channels_last copy was measured faster: CPUs (benchmarks/extraction.py), CUDA
+# (an H200, 2.1x at 96 px, 1.4x at 224 px); mps not measured, so it runs the model as it is
 FAST_LAYOUT_DEVICES = ("cpu", "cuda")
 
 
@@ -52,7 +53,10 @@ class FrozenForward:
         ...     logits = forward(images)  # model(images) within ~1e-5, about twice as fast
     """
 
-    def __init__(self, model, device, precision="fp32", channels_last=None, keep=None):
+    def __init__(
+        self, model: nn.Module, device: torch.device | str, precision: str = "fp32",
+        channels_last: bool | None = None, keep: str | None = None,
+    ):  # fmt: skip
         self.device = torch.device(device)
         self.dtype = _autocast_dtype(precision, self.device)
         if channels_last is None:
@@ -172,7 +176,8 @@ def _folded_copy(model: nn.Module, keep: str | None = None) -> nn.Module:
     In eval mode BatchNorm is y = (x - mean) / sqrt(var + eps) * weight + bias: a per-channel
     scale and shift, which the convolution before it can apply itself (new weights and bias).
     Only pairs inside an nn.Sequential are folded: there the conv's output feeds the BatchNorm
-    and nothing else (torchvision's Conv2dNormActivation, the Lite blocks, ResNet downsamples).
+    and nothing else (torchvision's Conv2dNormActivation, the Lite blocks, ResNet downsamples;
+    a subclass may add a step before its children run, as Lite's stride-2 padding does).
     """
     folded = copy.deepcopy(model).eval()
     sequentials = [(n, m) for n, m in folded.named_modules() if isinstance(m, nn.Sequential)]
