@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 LAB_OPTS ?=
 NOTEBOOK_DIRS := $(sort $(dir $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 
-.PHONY: setup lab demo ddp-demo info test lint unit nbval sync exercises exercises-check bench clean
+.PHONY: setup lab demo ddp-demo info test lint unit nbval sync exercises exercises-check bench clean \
+	site nbval-solutions
 
 setup: $(STAMP)
 
@@ -42,7 +43,10 @@ info: $(STAMP)
 # Everything CI runs. TLCOURSE_OFFLINE=1: never try to download weights (tests run offline).
 test: export TLCOURSE_OFFLINE = 1
 test: export TLCOURSE_PROGRESS = $(CURDIR)/build/test-progress.json
-test: $(STAMP) lint exercises-check unit nbval
+# Every notebook runs once: the lessons while `site` builds the website (a lesson that raises
+# fails it), the solutions under nbval; `unit` then tests the built site and JupyterLab in
+# headless Chromium (tests/test_site.py, tests/test_lab_browser.py; they fail without Chromium).
+test: $(STAMP) lint exercises-check site unit nbval-solutions
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -56,6 +60,20 @@ nbval: $(STAMP)
 	@if [ -z "$(NOTEBOOK_DIRS)" ]; then echo "nbval: no notebooks yet"; exit 1; fi
 	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOK_DIRS)
+
+# `make test` runs the lessons through `make site` (below), so nbval here is the solutions only.
+nbval-solutions: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg solutions/
+
+# The course as a website in _build/site/ (site/conf.py, site/_toc.yml): the README, the lessons
+# with their outputs, the blank exercises, docs/ and an API reference from the docstrings. Lessons
+# run once and are cached in _build/jupyter_cache (re-run when they or tlcourse/ change); a
+# lesson that raises, a broken cross-reference or a missing image fails the build. Offline.
+site: export TLCOURSE_OFFLINE = 1
+site: $(STAMP)
+	$(BIN)/python -m sphinx -b html -c site -d _build/doctrees -W --keep-going . _build/site
+	@echo "The course as a website: open _build/site/index.html"
 
 # exercises/ is generated from solutions/ (### BEGIN/END SOLUTION blocks -> NotImplementedError),
 # and the table of exercises/README.md from the checks modules in tlcourse/grading/checks/.
