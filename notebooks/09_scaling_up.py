@@ -229,9 +229,12 @@ for name in variants:
     cosine = nn.functional.cosine_similarity(features[name], reference)
     rate = len(inputs) / statistics.median(seconds[name])
     print(f"{name:<26} {rate:>9.0f} {speedup[name]:>8.2f}x  max diff {(features[name] - reference).abs().max():.1e}, mean cosine {cosine.mean():.4f}")
-# float rounding: ~1e-5 of the largest feature on a CPU; CUDA runs fp32 convolutions in TF32
-# (10-bit mantissa), where an H200 gave 2.4e-4
-tolerance = 2e-3 if device.type == "cuda" else 1e-4
+# float rounding: ~1e-5 of the largest feature on a CPU. CUDA runs fp32 convolutions in TF32
+# (10-bit mantissa) unless torch.backends.cudnn.allow_tf32 is False: each path rounds differently
+# through ~50 layers. Measured on an H200, relative to the largest feature: 2.4e-4 on these images,
+# 7e-3 on uniform noise, 3e-6 with TF32 off.
+tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
+tolerance = 2e-2 if tf32 else 1e-4
 assert torch.allclose(features["default"], reference, rtol=tolerance, atol=tolerance * reference.abs().max())
 if "bf16 (opt-in)" in variants:  # measured here: mean cosine 0.998, lowest single image 0.992
     assert nn.functional.cosine_similarity(features["bf16 (opt-in)"], reference).mean() > 0.99
