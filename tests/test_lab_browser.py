@@ -25,11 +25,10 @@ TOKEN = "tlcourse-browser-test-token"
 LESSON = "notebooks/00_setup_check.ipynb"
 EXERCISE = "exercises/02_freeze_and_replace_head.ipynb"
 # JupyterLab settings for this server only: no autosave (the repository's notebooks stay without
-# outputs), no news pop-up over the notebook.
-SETTINGS = {
-    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
-    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
-}
+# outputs). The news pop-up is switched off by the project's own override (jupyter/overrides.json,
+# installed by `make lab`), which test_make_lab_opens_lesson_00_with_nothing_in_the_way checks.
+SETTINGS = {"@jupyterlab/docmanager-extension/plugin": {"autosave": False}}
+NEWS_QUESTION = "official Jupyter news"  # JupyterLab's "Would you like to get notified about..."
 # A typical first attempt at exercise 2 (the new head is right, nothing is frozen), then the fix.
 FIRST_ATTEMPT = """def make_feature_extractor(model, num_classes):
     tl.replace_head(model, num_classes=num_classes)
@@ -73,7 +72,7 @@ def lab(tmp_path_factory):
     if shutil.which("make"):
         command = ["make", "-s", "lab"]
     else:  # the Makefile's `lab` target, without make
-        lab_dir = "--ServerApp.default_url=/lab/tree/notebooks"
+        lab_dir = f"--LabApp.default_url=/lab/tree/{LESSON}"
         command = [sys.executable, "-m", "jupyterlab", "--ServerApp.root_dir=.", lab_dir]
         command += options.split()
     originals = {name: (ROOT / name).read_bytes() for name in (LESSON, EXERCISE)}
@@ -180,6 +179,25 @@ def replace_cell(page, contains: str, code: str) -> None:
     page.keyboard.press("ControlOrMeta+a")
     page.keyboard.insert_text(code)
     page.keyboard.press("Escape")  # back to command mode, as after editing
+
+
+def test_make_lab_opens_lesson_00_with_nothing_in_the_way(browser, lab):
+    """A learner's first minute: the server's front page is lesson 00, its kernel starts, and no
+    dialog or news question covers it (issue 19: that pop-up came on every start)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{lab}/?token={TOKEN}")  # what `make lab` prints for the learner to open
+    page.locator(f"{PANEL} .jp-Cell").first.wait_for(timeout=120_000)
+    wait_idle(page, timeout_s=120)
+    page.wait_for_timeout(5000)  # JupyterLab asks about news a moment after it has started
+    tab = page.locator("#jp-main-dock-panel .lm-mod-current .lm-TabBar-tabLabel").first.inner_text()
+    dialogs = page.locator(".jp-Dialog").count()
+    body, url = page.locator("body").inner_text(), page.url
+    screenshot(page, "lab_first_open.png")
+    page.close()
+    assert url.split("?")[0].endswith(f"/lab/tree/{LESSON}"), url
+    assert tab == Path(LESSON).name, f"the tab in front is {tab!r}, not lesson 00"
+    assert dialogs == 0, f"{dialogs} dialog(s) over the notebook"
+    assert NEWS_QUESTION not in body, "JupyterLab's news question covers the notebook"
 
 
 def test_lesson_00_runs_in_jupyterlab_with_its_plot(browser, lab):
