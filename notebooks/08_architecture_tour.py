@@ -236,7 +236,7 @@ mean_accuracy = frozen["frozen accuracy (mean of 5)"]
 # Means of 5 (3 groups of 5 seeds): Lite0 0.887-0.890, Lite1 0.887-0.896, Lite2 0.859-0.861.
 assert (mean_accuracy > 0.75).all()  # margin 0.109, 3x the single-run spread
 # At 96 px the biggest Lite model buys no real gain over Lite0 (see "How to pick a backbone").
-# Lite2 - Lite0 as means of 5: -0.031 to -0.027 (spread 0.004); margin 0.057, 14x the spread.
+# Lite2 - Lite0 as means of 5: -0.031 to -0.026 (spread 0.005); margin 0.056, 11x the spread.
 assert mean_accuracy["efficientnet_lite2"] < mean_accuracy["efficientnet_lite0"] + 0.03
 
 # %% [markdown]

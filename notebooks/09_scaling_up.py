@@ -20,8 +20,8 @@
 # - pick the device (cuda → mps → cpu) and write code that runs unchanged on each;
 # - train in **mixed precision** (`torch.autocast`: bf16 / fp16, and `GradScaler` for fp16) and
 #   with the `channels_last` memory layout, and check that the numbers barely change;
-# - cache features about twice as fast with the same numbers (BatchNorm folded into the
-#   convolutions, channels_last), and opt in to bf16 where the CPU computes it natively;
+# - cache features faster with the same numbers (1.5-2.4× on 2 CPU cores here; BatchNorm folded
+#   into the convolutions, channels_last), and opt in to bf16 where the CPU computes it natively;
 # - feed the device fast enough: DataLoader `num_workers` and `pin_memory`;
 # - run this course on a GPU;
 # - train on **several processes** with PyTorch's DistributedDataParallel (DDP) and `torchrun`,
@@ -239,7 +239,8 @@ assert torch.allclose(features["default"], reference, rtol=tolerance, atol=toler
 if "bf16 (opt-in)" in variants:  # measured here: mean cosine 0.998, lowest single image 0.992
     assert nn.functional.cosine_similarity(features["bf16 (opt-in)"], reference).mean() > 0.99
 # Speed depends on the machine and its load. Measured here (AMD EPYC, 2 threads, load 4-5, 5 runs
-# of this cell): default 1.69-2.40x, bf16 1.36-2.19x; with only AVX2 or SSE4.1 kernels (forced with
+# of this cell): default 1.69-2.40x, bf16 1.36-2.19x (two later runs: default 1.55x and 1.68x,
+# bf16 2.97x and 3.20x); with only AVX2 or SSE4.1 kernels (forced with
 # ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY) the default still ran 1.47-1.48x. So the claim checked
 # is the weak one, on x86 CPUs only: the default is faster (lowest median seen 1.47, spread of the
 # lower runs 0.1). bf16's gain swings with the load: printed, not asserted.
@@ -466,7 +467,8 @@ assert abs(accuracy[1] - accuracy[2]) < 0.04  # margin 0.035, 3.5x the spread
 #   `channels_last=True`.
 # - Inference can also fold each BatchNorm into the convolution before it (exact in eval mode).
 #   `tl.extract_features`, `tl.evaluate` and `tl.predict` run such a folded channels_last copy by
-#   default on cpu and cuda (same features within float rounding, ~2x faster on a CPU);
+#   default on cpu and cuda (same features within float rounding; 1.5-2.4x faster on 2 CPU
+#   cores here);
 #   `precision="bf16"` is opt-in (features within cosine 0.99; fast only with native bf16).
 # - `num_workers` prepares batches in parallel; `pin_memory` + `non_blocking` speeds up copies to
 #   a CUDA GPU.

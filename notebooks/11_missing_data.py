@@ -575,7 +575,7 @@ assert label_mean[50]["head's labels right"] > label_mean[50]["centroid labels r
 # - With half the labels missing, the 500 labelled images already get close to all 1,000
 #   (about 0.85 against 0.875): the pretrained features need few examples per class.
 # - Pseudo-labels pay off only where labels are very scarce: with 2 labelled images per class
-#   they add about 0.06 accuracy; with 5 about 0.03 (not asserted: below three times its
+#   they add about 0.05 accuracy; with 5 about 0.03 (not asserted: below three times its
 #   spread); with 10 or 50 nothing, or slightly less (the guesses are right 95–98 % of the time
 #   there, but they repeat what the head already knows, and its mistakes come back as labels).
 # - The head's 30 most confident labels per class were right more often than the nearest
