@@ -85,7 +85,7 @@ exercises: $(STAMP)
 exercises-check: $(STAMP)
 	$(BIN)/python -m tlcourse.grading.generate --check
 
-# Benchmarks (issue 7), <= 10 min on 2 idle cores: writes docs/benchmarks.md + docs/bench_*.png.
+# Benchmarks (issues 7 and 17), about 18 min on 2 idle cores: writes docs/benchmarks.md + docs/bench_*.png.
 # BENCH_QUICK=1 make bench: tiny sizes in a few minutes, a smoke test (the report says so).
 bench: export TLCOURSE_OFFLINE = 1
 bench: $(STAMP)
