@@ -105,6 +105,10 @@ def fit(
         device: default `get_device()`; the model is moved there, batches follow.
         scheduler: stepped once per epoch (ReduceLROnPlateau gets the validation loss).
         amp, channels_last, clip_grad: mixed precision, NHWC memory, clipping (precision.py).
+            channels_last is off by default, from measurements (`make bench`, section 8): it
+            made an epoch through Lite0's last blocks 1.45x faster on 2 CPU cores (1.11x for
+            the demo's tail) but none on an H200 (0.94x), and it converts the model's weights
+            in place. Turn it on to fine-tune convolutions on a CPU.
         patience: stop after this many epochs without a better validation accuracy.
         restore_best: load the best epoch's weights at the end (by val accuracy, else train loss).
         checkpoint: file written after every epoch; `resume_from` continues from one.
