@@ -105,7 +105,8 @@ def test_evaluate_and_predict_default_layout_match_the_model(lite0):
     model = copy.deepcopy(lite0)
     tl.replace_head(model, 3, verbose=False)
     loader = images_loader()
-    plain, fast = tl.evaluate(model, loader, channels_last=False), tl.evaluate(model, loader)
+    plain = tl.evaluate(model, loader, channels_last=False)
+    fast = tl.evaluate(model, loader, channels_last=True)  # (16 samples: None runs it as is)
     assert fast["loss"] == pytest.approx(plain["loss"], rel=1e-5)
     images = torch.cat([batch[0] for batch in loader])
     fast = tl.predict(model, images, channels_last=True)  # (16 images: None would run it as is)
@@ -124,7 +125,7 @@ def test_fast_layout_only_for_conv_models_without_hooks():
     handle.remove()
 
 
-def test_folding_covers_sequential_pairs_only_and_keeps_resnet_exact():
+def test_folding_covers_sequential_and_resnet_pairs_and_keeps_resnet_exact():
     torch.manual_seed(0)
     resnet = torchvision.models.resnet18(weights=None).eval()
     for module in resnet.modules():  # non-trivial running statistics, as after training
@@ -133,8 +134,42 @@ def test_folding_covers_sequential_pairs_only_and_keeps_resnet_exact():
             module.running_var.uniform_(0.5, 2.0)
     forward = FrozenForward(resnet, torch.device("cpu"), channels_last=True)
     assert isinstance(forward.model.layer2[0].downsample[1], torch.nn.Identity)  # folded
-    assert isinstance(forward.model.bn1, torch.nn.BatchNorm2d)  # not in a Sequential: kept
+    assert isinstance(forward.model.bn1, torch.nn.Identity)  # the stem (NAMED_PAIRS)
+    assert isinstance(forward.model.layer1[1].bn2, torch.nn.Identity)  # a BasicBlock's pair
+    remaining = [m for m in forward.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert not remaining, f"{len(remaining)} BatchNorm2d not folded"
     assert isinstance(resnet.layer2[0].downsample[1], torch.nn.BatchNorm2d)  # original intact
+    assert isinstance(resnet.bn1, torch.nn.BatchNorm2d) and resnet.bn1.training is False
     images = torch.randn(4, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(forward(images), resnet(images), atol=1e-4)
+
+
+def test_bottleneck_resnets_fold_exactly_and_keep_a_captured_norm():
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet50(weights=None).eval()
+    for module in resnet.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    forward = FrozenForward(resnet, torch.device("cpu"), channels_last=True, keep="layer3.1.bn3")
+    norms = [n for n, m in forward.model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms == ["layer3.1.bn3"]  # every other pair folded, conv3/bn3 of a Bottleneck too
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        reference = resnet(images)
+        assert torch.allclose(forward(images), reference, atol=1e-4 * reference.abs().max())
+
+
+def test_evaluate_copies_the_model_for_the_fast_layout_only_for_enough_samples(monkeypatch):
+    copies = []
+    real = features_module._folded_copy
+    monkeypatch.setattr(
+        features_module, "_folded_copy", lambda *args: copies.append(1) or real(*args)
+    )
+    model = torchvision.models.resnet18(num_classes=3)
+    small, large = images_loader(tl.train.FEW_SAMPLES - 1, size=16), images_loader(256, size=16)
+    tl.evaluate(model, small, device="cpu")
+    assert copies == []  # a copy would cost more than it saves: fit validates every epoch
+    tl.evaluate(model, large, device="cpu")
+    assert copies == [1]

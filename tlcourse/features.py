@@ -16,6 +16,7 @@ import copy
 import warnings
 
 import torch
+import torchvision
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -30,6 +31,13 @@ SUPPORTED = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16"), "mps": (
 # where the folded channels_last copy was measured faster: CPUs (benchmarks/extraction.py), CUDA
 # (an H200, 2.1x at 96 px, 1.4x at 224 px); mps not measured, so it runs the model as it is
 FAST_LAYOUT_DEVICES = ("cpu", "cuda")
+# Pairs outside an nn.Sequential whose conv output feeds only the BatchNorm, by the module's exact
+# type (a subclass may change forward): torchvision's ResNets, the course's most used family.
+NAMED_PAIRS = {
+    torchvision.models.ResNet: (("conv1", "bn1"),),
+    torchvision.models.resnet.BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
+    torchvision.models.resnet.Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
+}
 
 
 class FrozenForward:
@@ -176,19 +184,23 @@ def _folded_copy(model: nn.Module, keep: str | None = None) -> nn.Module:
 
     In eval mode BatchNorm is y = (x - mean) / sqrt(var + eps) * weight + bias: a per-channel
     scale and shift, which the convolution before it can apply itself (new weights and bias).
-    Only pairs inside an nn.Sequential are folded: there the conv's output feeds the BatchNorm
+    Folded are the pairs inside an nn.Sequential, where the conv's output feeds the BatchNorm
     and nothing else (torchvision's Conv2dNormActivation, the Lite blocks, ResNet downsamples;
-    a subclass may add a step before its children run, as Lite's stride-2 padding does).
+    a subclass may add a step before its children run, as Lite's stride-2 padding does), and
+    the named pairs of the ResNet blocks (NAMED_PAIRS).
     """
     folded = copy.deepcopy(model).eval()
-    sequentials = [(n, m) for n, m in folded.named_modules() if isinstance(m, nn.Sequential)]
     with torch.no_grad():
-        for name, module in sequentials:
-            for index, (conv, norm) in enumerate(zip(list(module)[:-1], list(module)[1:])):
-                norm_name = f"{name}.{index + 1}" if name else str(index + 1)
-                if _foldable(conv, norm) and norm_name != keep:
-                    module[index] = fuse_conv_bn_eval(conv, norm)
-                    module[index + 1] = nn.Identity()  # its work is now done by the conv
+        for name, module in list(folded.named_modules()):  # (listed before any change)
+            prefix = f"{name}." if name else ""
+            pairs = list(NAMED_PAIRS.get(type(module), ()))
+            if isinstance(module, nn.Sequential):
+                pairs += [(str(i), str(i + 1)) for i in range(len(module) - 1)]
+            for conv_name, norm_name in pairs:
+                conv, norm = getattr(module, conv_name), getattr(module, norm_name)
+                if _foldable(conv, norm) and prefix + norm_name != keep:
+                    module.register_module(conv_name, fuse_conv_bn_eval(conv, norm))
+                    module.register_module(norm_name, nn.Identity())  # the conv does its work
     return folded.to(memory_format=torch.channels_last)
 
 

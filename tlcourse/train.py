@@ -30,6 +30,10 @@ from tlcourse.precision import Precision
 from tlcourse.report import FitReport, History
 
 FEW_IMAGES = 32  # predict: below this, the model's own layout (a fast copy costs ~0.1 s)
+# evaluate (and so fit's validation, every epoch): below this many samples the model runs as it
+# is. Measured on 2 CPU cores, folded copy vs the model: ResNet18 at 64 px 0.61x for 32 images,
+# 0.91x for 128, 1.27x for 512; Lite0 at 96 px 1.15x, 1.59x, 1.86x.
+FEW_SAMPLES = 256
 
 
 def train_one_epoch(
@@ -68,7 +72,8 @@ def evaluate(
     """Loss and accuracy over `loader` in eval mode, without gradients.
 
     precision, channels_last: how the forward pass runs (`tlcourse.features.FrozenForward`).
-    The defaults give the model's numbers within float rounding, faster on cpu and cuda.
+    The defaults give the model's numbers within float rounding, faster on cpu and cuda; a
+    loader of fewer than 256 samples runs the model as it is (the copy would cost more).
 
     Example:
         >>> evaluate(model, loaders["test"])
@@ -76,6 +81,8 @@ def evaluate(
     """
     device = place_model(model, device)  # a given device: the model moves there, like fit
     loss_fn = loss_fn or nn.CrossEntropyLoss()
+    if channels_last is None and _samples(loader) < FEW_SAMPLES:
+        channels_last = False
     model.eval()
     forward = FrozenForward(model, device, precision, channels_last)  # the model, or a fast copy
     total_loss, correct, seen = 0.0, 0, 0
@@ -192,6 +199,13 @@ def predict(
     forward = FrozenForward(model, device, precision, channels_last)
     with torch.inference_mode():
         return torch.cat([forward(x).float().softmax(1).cpu() for x in batches])
+
+
+def _samples(loader: DataLoader) -> float:
+    try:
+        return len(loader.dataset)
+    except TypeError:  # an IterableDataset without a length: assume a big one
+        return float("inf")
 
 
 def _means(loader, total_loss: float, correct: int, seen: int, what: str) -> dict[str, float]:
