@@ -239,6 +239,8 @@ def test_exercise_graded_in_jupyterlab(browser, lab):
     screenshot(page, "lab_exercise_02_first_attempt.png")
     assert all(p[1:-2].isdigit() for p in after), f"cells that did not run: {after}"
     assert "✅" in report and "❌" in report and "Hint" in report, report
+    assert "CheckFailed: ex02: 3 of 4 checks" in report, report  # one line, no traceback:
+    assert "grader.py" not in report, report  # the grader's code is not the learner's business
 
     # 3. The right answer: every check ✅.
     replace_cell(page, "def make_feature_extractor", RIGHT_ANSWER)

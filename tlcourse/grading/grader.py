@@ -42,6 +42,10 @@ class CheckFailed(AssertionError):
         super().__init__(message)
         self.report = report  # what was found, check by check
 
+    def _render_traceback_(self) -> list[str]:
+        """What Jupyter shows under the report: this one line, not the grader's own code."""
+        return [f"\x1b[0;31mCheckFailed\x1b[0m: {self}"]
+
 
 @dataclass
 class Result:
