@@ -12,7 +12,6 @@ Example:
 from tlcourse.grading import checks  # noqa: F401  (finds and registers every exercise)
 from tlcourse.grading.data import (
     IMAGE_SIZE,
-    heldout_data,
     practice_data,
     write_medical_standin,
 )
@@ -30,7 +29,6 @@ __all__ = [
     "exercise_id",
     "find_exercise",
     "format_progress",
-    "heldout_data",
     "load_progress",
     "practice_data",
     "progress_path",

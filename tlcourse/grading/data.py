@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,15 +68,66 @@ def practice_data(
     return images[np.concatenate(chosen)], labels, classes
 
 
-def heldout_data(classes: list[str], per_class: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """The grader's images: the first `per_class` of each class's grader pool (fixed).
+def _grader_images(classes: list[str], per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """The grader pool's first `per_class` silhouettes of each class, exactly as shipped.
 
-    Example:
-        >>> images, labels = heldout_data(["Cat", "Dog"], per_class=50)  # (100, 28, 28), (100,)
+    Private on purpose: checks grade on `heldout_images`, which perturbs these with a seed drawn
+    fresh for every `check()` call, so finding an image in `tl.load_animals()` does not help.
     """
     images, index = _by_class()
     chosen = [index[c][PRACTICE_PER_CLASS : PRACTICE_PER_CLASS + per_class] for c in classes]
     return images[np.concatenate(chosen)], np.repeat(np.arange(len(classes)), per_class)
+
+
+# Drawn anew by `clear_outputs()` (the start of every `check()` call): the perturbation of the
+# held-out images is the same for every check of one call and different for the next call.
+_GRADING_SEED = [secrets.randbits(63)]
+MAX_SHIFT = 2  # pixels a held-out silhouette moves (28 px images); rotation up to MAX_DEGREES
+MAX_DEGREES = 8.0
+NOISE = 12.0  # standard deviation of the added grey-level noise (0-255 scale)
+
+
+def perturb(images: np.ndarray, seed: int) -> np.ndarray:
+    """Each (28, 28) uint8 image moved by up to 2 px, turned by up to 8 degrees, plus noise.
+
+    Small enough that a trained model keeps its accuracy (the exercises' floors were measured
+    on perturbed images), large enough that no pixel of the shipped image survives as it is.
+
+    Example:
+        >>> perturb(np.zeros((1, 28, 28), np.uint8), seed=1).shape
+        (1, 28, 28)
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for image in images:
+        dx, dy = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, size=2).tolist()
+        angle = float(rng.uniform(-MAX_DEGREES, MAX_DEGREES))
+        moved = F.affine(
+            torch.from_numpy(np.ascontiguousarray(image))[None].float(),
+            angle=angle,
+            translate=[dx, dy],
+            scale=1.0,
+            shear=[0.0],
+            interpolation=F.InterpolationMode.BILINEAR,
+        )[0].numpy()
+        noisy = moved + rng.normal(0.0, NOISE, moved.shape)
+        out.append(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def heldout_images(classes: list[str], per_class: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """The images the grader measures on: its own pool, perturbed afresh for each `check()`.
+
+    Returns (images (N, 28, 28) uint8, labels (N,) = position in `classes`). Not part of the
+    public API: exercises train on `practice_data`, which never overlaps the grader's pool.
+
+    Example:
+        >>> images, labels = heldout_images(["Cat", "Dog"], per_class=50)  # (100, 28, 28), (100,)
+    """
+    images, labels = _grader_images(classes, per_class)
+    return perturb(images, _GRADING_SEED[0]), labels
 
 
 def heldout_batch(classes: list[str], per_class: int = 50, image_size: int = IMAGE_SIZE):
@@ -86,7 +138,7 @@ def heldout_batch(classes: list[str], per_class: int = 50, image_size: int = IMA
         >>> inputs.shape
         torch.Size([100, 3, 48, 48])
     """
-    images, labels = heldout_data(classes, per_class)
+    images, labels = heldout_images(classes, per_class)
     transform = transforms_for("efficientnet_lite0", image_size=image_size)
     grey = torch.from_numpy(images)[:, None].expand(-1, 3, -1, -1)  # (N, 3, 28, 28) uint8
     return torch.stack([transform(image) for image in grey]), torch.from_numpy(labels)
@@ -139,6 +191,58 @@ def pretrained_lite0_state() -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in load_pretrained("efficientnet_lite0").state_dict().items()}
 
 
+def _allowed_hooks() -> tuple:
+    from tlcourse.freeze import _keep_eval  # tl.freeze_batchnorm's hook: mode only, not outputs
+
+    return (_keep_eval,)
+
+
+def refuse_replaced_code(model: nn.Module, what: str = "model") -> None:
+    """NotYet if `model` (or a submodule) does not run its own class's code: a method such as
+    `forward` replaced on the instance, or a forward hook that may change what it returns.
+
+    The grader measures what the model's layers compute; `model.forward = lambda x: ...` (a
+    lookup, a hard-coded answer) or a hook that rewrites outputs would measure something else.
+    `tl.freeze_batchnorm`'s hook (it keeps BatchNorm in eval mode) is the one hook allowed.
+
+    Example:
+        >>> refuse_replaced_code(tl.load_pretrained("efficientnet_lite0"))  # nothing to say
+    """
+    from torch.nn.modules import module as module_globals
+
+    if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
+        raise NotYet(
+            "a global forward hook is registered (nn.modules.module.register_module_forward_"
+            "hook): remove it, the grader measures the model's own layers"
+        )
+    allowed = _allowed_hooks()
+    for name, module in model.named_modules():
+        where = f"{what}.{name}" if name else what
+        replaced = [
+            key
+            for key, value in vars(module).items()
+            if callable(value) and callable(getattr(type(module), key, None))
+        ]
+        if replaced:
+            raise NotYet(
+                f"{where}.{replaced[0]} was replaced on the instance (not the code of "
+                f"{type(module).__name__}): the grader measures the model's own layers; remove "
+                f"the assignment and train the model instead"
+            )
+        hooks = [
+            hook
+            for hooks in (module._forward_hooks, module._forward_pre_hooks)
+            for hook in hooks.values()
+            if hook not in allowed
+        ]
+        if hooks:
+            hook = getattr(hooks[0], "__name__", type(hooks[0]).__name__)
+            raise NotYet(
+                f"{where} carries a forward hook ({hook}) that may change its outputs: remove it "
+                "(handle.remove()) before grading; the grader measures the model's own layers"
+            )
+
+
 def changed_tensors(
     model: nn.Module, reference: dict[str, torch.Tensor], skip: str | None = None
 ) -> list[str]:
@@ -150,6 +254,7 @@ def changed_tensors(
         >>> changed_tensors(model, pretrained_lite0_state(), skip="classifier.1")  # frozen Lite0
         []
     """
+    refuse_replaced_code(model)
     state = model.state_dict()
     changed = []
     for name, tensor in reference.items():
@@ -170,6 +275,7 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor, what: str = "model") -
         >>> model_outputs(model, heldout_batch(["Cat", "Dog"])[0]).shape  # a 2-class model
         torch.Size([100, 2])
     """
+    refuse_replaced_code(model, what)
     was_training = model.training
     try:
         device = next(model.parameters()).device
@@ -197,12 +303,14 @@ _OUTPUTS: dict[tuple, tuple[nn.Module, torch.Tensor, torch.Tensor]] = {}
 
 
 def clear_outputs() -> None:
-    """Forget cached held-out outputs (`check()` calls this before and after grading).
+    """Forget cached held-out outputs and draw a new perturbation seed (`check()` calls this
+    before and after grading).
 
     Example:
         >>> clear_outputs()  # the learner's models are no longer kept alive by the cache
     """
     _OUTPUTS.clear()
+    _GRADING_SEED[0] = secrets.randbits(63)
 
 
 def heldout_outputs(

@@ -1,8 +1,10 @@
 """`tl.check(name, **objects)`: run an exercise's checks, print ✅/❌ with points and a hint.
 
 Learner code that raises, is not written yet or hangs becomes a ❌ line, never a grader crash.
-Every attempt is recorded in the progress file; `python -m tlcourse check` reads the JSON lines
-this module writes when `TLCOURSE_CHECK_REPORT` is set.
+Every attempt is recorded in the progress file. In a notebook this is a self-check: it runs in
+your kernel, which your code can change. Under `python -m tlcourse check NOTEBOOK` the call only
+hands its objects over (tlcourse/grading/submission.py) and the runner's own process runs
+`grade()`: that verdict no notebook code can write.
 
 Example:
     >>> tl.check("ex02", make_feature_extractor=make_feature_extractor, model=model)
@@ -10,14 +12,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
 from tlcourse.grading.data import clear_outputs
 from tlcourse.grading.progress import attempt_source, is_solution, record_attempt, symbols
 from tlcourse.grading.registry import (
-    REPORT_ENV,
     TIMEOUT_ENV,
     Check,
     CheckTimeout,
@@ -27,6 +27,7 @@ from tlcourse.grading.registry import (
     find_exercise,
     time_limit,
 )
+from tlcourse.grading.submission import SUBMIT_ENV, save_submission
 
 
 class CheckFailed(AssertionError):
@@ -58,7 +59,9 @@ class Result:
     """
 
     check: Check
-    status: str  # passed | failed | not attempted | missing | wrong type | timeout | error
+    status: (
+        str  # passed | failed | not attempted | missing | refused | wrong type | timeout | error
+    )
     detail: str
 
     @property
@@ -86,7 +89,12 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        """Every registered check ran and passed (an exercise without checks never passes)."""
+        return (
+            len(self.results) == len(self.exercise.checks) > 0
+            and self.exercise.max_points > 0
+            and all(r.passed for r in self.results)
+        )
 
     @property
     def points(self) -> int:
@@ -133,11 +141,13 @@ class Report:
 
 
 def _object_problem(
-    exercise: Exercise, needs: tuple[str, ...], objects: dict
+    exercise: Exercise, needs: tuple[str, ...], objects: dict, refused: dict[str, str]
 ) -> tuple[str, str] | None:
-    """(status, message) if an object a check needs is missing, None or of the wrong type."""
+    """(status, message) if an object a check needs is missing, refused, None or mistyped."""
     for name in needs:
         spec = exercise.objects[name]
+        if name in refused:
+            return "refused", f"`{name}` {refused[name]}"
         value = objects.get(name)
         if value is None and spec.optional:
             continue
@@ -181,53 +191,67 @@ def _run(check_: Check, objects: dict, seconds: float) -> Result:
         return Result(check_, "error", f"{type(error).__name__}: {error}")
 
 
-def check(exercise: str, /, **objects) -> Report:
-    """Grade exercise `exercise` with the learner's objects: prints ✅/❌ per check with points.
+def grade(exercise: str, objects: dict, refused: dict[str, str] | None = None) -> Report:
+    """Run every check of `exercise` on `objects`; the Report, never printed, never raising.
 
-    Every check recomputes from the objects (held-out data, requires_grad, weights); reported
-    numbers are only compared against the grader's own measurement. Raises `CheckFailed` unless
-    every check passes, so a notebook run (nbval, CI) fails too. Results go to the progress file.
+    `refused` names objects that could not be handed to the grader, with why (the runner's
+    `load_submission`); the checks that need them fail with that reason.
 
     Example:
-        >>> tl.check("ex05", model=model, optimizer=optimizer)
+        >>> grade("ex10", {"answers": {}}).points
+        0
     """
     ex = find_exercise(exercise)
+    refused = refused or {}
     seconds = float(os.environ.get(TIMEOUT_ENV, "120"))
     results = []
     clear_outputs()
     try:
         for check_ in ex.checks:
-            problem = _object_problem(ex, check_.needs, objects)
+            problem = _object_problem(ex, check_.needs, objects, refused)
             if problem is None:
                 results.append(_run(check_, objects, seconds))
             else:
                 status, message = problem
-                results.append(Result(check_, "not attempted" if not objects else status, message))
+                empty = not objects and not refused
+                results.append(Result(check_, "not attempted" if empty else status, message))
     finally:
         clear_outputs()  # do not keep the learner's models alive
     report = Report(ex, results)
     unknown = sorted(set(objects) - set(ex.objects))
     if unknown:
         report.notes.append(f"ignored {unknown}; this exercise uses {sorted(ex.objects)}")
+    return report
+
+
+def check(exercise: str, /, **objects) -> Report | None:
+    """Grade exercise `exercise` with the learner's objects: prints ✅/❌ per check with points.
+
+    Every check recomputes from the objects (held-out data, requires_grad, weights); reported
+    numbers are only compared against the grader's own measurement. Raises `CheckFailed` unless
+    every check passes, so a notebook run (nbval, CI) fails too. Results go to the progress file.
+    Under `python -m tlcourse check` it only hands the objects to the runner (returns None).
+
+    Example:
+        >>> tl.check("ex05", model=model, optimizer=optimizer)
+    """
+    ex = find_exercise(exercise)
+    folder = os.environ.get(SUBMIT_ENV)
+    if folder:
+        save_submission(folder, ex.id, objects)
+        print(f"{ex.id}: handed to `tlcourse check`, which grades it in its own process")
+        return None
+    report = grade(ex.id, objects)
     source = attempt_source()
     if is_solution(source):
         report.notes.append("solution checked (not counted in your progress)")
     print(report.format())
     record_attempt(ex.id, report.status, report.points, ex.max_points, source=source)
-    _append_report(report)
     if not report.passed:
-        failing = sum(not r.passed for r in results)
+        failing = sum(not r.passed for r in report.results)
         raise CheckFailed(
-            f"{ex.id}: {failing} of {len(results)} checks not passing yet "
+            f"{ex.id}: {failing} of {len(report.results)} checks not passing yet "
             f"({report.points}/{ex.max_points} points); see the hint above",
             report,
         )
     return report
-
-
-def _append_report(report: Report) -> None:
-    """For `python -m tlcourse check`: one JSON line per check() call in the notebook's kernel."""
-    path = os.environ.get(REPORT_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(report.to_json()) + "\n")

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from tlcourse.grading.ids import SOLUTIONS, exercise_id, exercise_number, solution_files
 
 TIMEOUT_ENV = "TLCOURSE_CHECK_TIMEOUT"  # seconds one check may take (default 120)
-REPORT_ENV = "TLCOURSE_CHECK_REPORT"  # set by `python -m tlcourse check`: results as JSON lines
 
 
 class NotYet(Exception):
@@ -200,7 +199,9 @@ def call_learner(function: Callable, *args, name: str | None = None):
 
 @contextmanager
 def time_limit(seconds: float):
-    """Raise CheckTimeout after `seconds` (POSIX main thread; elsewhere no limit is enforced).
+    """Raise CheckTimeout after `seconds`, and again every second until the block ends, so code
+    that swallows it (`except BaseException: pass`, then more work) is stopped too. POSIX main
+    thread only; elsewhere no limit is enforced (`tlcourse check` has its own hard limit).
 
     Example:
         >>> with time_limit(120):
@@ -214,15 +215,18 @@ def time_limit(seconds: float):
     if not usable:
         yield
         return
+    active = [True]
 
     def on_alarm(signum, frame):
-        raise CheckTimeout(seconds)
+        if active[0]:
+            raise CheckTimeout(seconds)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # then every 1 s until disarmed
     try:
         yield
     finally:
+        active[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 

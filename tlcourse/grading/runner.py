@@ -1,9 +1,11 @@
 """`python -m tlcourse check NOTEBOOK`: run an exercise notebook headless and grade it.
 
-The notebook runs top to bottom in a fresh kernel (nbclient) with a time limit per cell. Every
-`tl.check(...)` in it reports to a temporary file; a cell that raises, is not attempted yet
-(NotImplementedError) or runs too long becomes a clear ❌ line. Exit status 0 only when every
-graded cell ran and every check passed.
+The notebook runs top to bottom in a fresh kernel (nbclient) with a time limit per cell. Its
+graded cells only hand their objects over (tlcourse/grading/submission.py); the checks then run
+here, in the runner's own process, so no notebook code can edit them or write the verdict. A
+cell that raises, is not attempted yet (NotImplementedError) or runs too long becomes a clear ❌
+line. Exit status 0 only when every graded cell ran, graded this notebook's own exercise, and
+every one of its checks passed.
 
 Example:
     $ python -m tlcourse check exercises/02_freeze_and_replace_head.ipynb
@@ -11,18 +13,26 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlcourse.grading.grader import grade
 from tlcourse.grading.ids import exercise_id
-from tlcourse.grading.progress import NOTEBOOK_ENV, is_solution, record_attempt, symbols
-from tlcourse.grading.registry import EXERCISES, REPORT_ENV, find_exercise
+from tlcourse.grading.progress import (
+    NOTEBOOK_ENV,
+    PROGRESS_ENV,
+    is_solution,
+    record_attempt,
+    symbols,
+)
+from tlcourse.grading.registry import EXERCISES, TIMEOUT_ENV, find_exercise
+from tlcourse.grading.submission import SUBMIT_ENV, Kernel, load_submission
 
 CELL_TIMEOUT = 300  # seconds one cell may run before the runner stops the notebook
 RUN_TIMEOUT = 1800  # seconds the whole notebook may run (`tlcourse check --timeout`)
@@ -37,9 +47,9 @@ class CellProblem:
         'not attempted'
     """
 
-    index: int  # 1-based position among the notebook's cells
+    index: int  # 1-based position among the notebook's cells (0: not one cell)
     graded: bool
-    kind: str  # "not attempted" | "error" | "timeout" | "kernel died"
+    kind: str  # "not attempted" | "error" | "timeout" | "kernel died" | "wrong exercise"
     message: str
 
 
@@ -71,15 +81,48 @@ class NotebookRun:
 
 
 def _exercise_of(path: Path, sources: list[str]) -> str | None:
+    """The notebook's own exercise: from its file name (03_….ipynb), else its tl.check call."""
+    try:
+        key = exercise_id(path.name)
+    except ValueError:
+        key = None
+    if key in EXERCISES:
+        return key
     for source in sources:
         found = re.search(r"check\(\s*['\"](ex\d+)['\"]", source)
         if found:
             return exercise_id(found.group(1))
+    return None
+
+
+class BadNotebook(ValueError):
+    """The file is missing or is not a notebook; the message is one line that names it."""
+
+
+def read_notebook(path: Path):
+    """The notebook at `path`, or BadNotebook with one line (never nbformat's traceback).
+
+    Example:
+        >>> read_notebook(Path("missing.ipynb"))
+        Traceback (most recent call last):
+        BadNotebook: missing.ipynb: not found
+    """
+    import nbformat
+
+    if not path.exists():
+        raise BadNotebook(f"{path}: not found")
+    if path.suffix != ".ipynb" or not path.is_file():
+        raise BadNotebook(f"{path} is not a notebook file (.ipynb); e.g. exercises/01_….ipynb")
     try:
-        key = exercise_id(path.name)
-    except ValueError:
-        return None
-    return key if key in EXERCISES else None
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+        raise BadNotebook(
+            f"{path} is not a readable notebook ({type(error).__name__}: {first}); open it in "
+            "JupyterLab and save it again, or start over from a fresh copy of the exercise"
+        ) from None
+    return notebook
 
 
 def _problem(index: int, cell, earlier: bool) -> CellProblem | None:
@@ -102,20 +145,21 @@ def _problem(index: int, cell, earlier: bool) -> CellProblem | None:
 def run_notebook(
     path: str | Path, timeout: float = CELL_TIMEOUT, total: float = RUN_TIMEOUT
 ) -> NotebookRun:
-    """Execute the notebook in a fresh kernel; never raises for problems in the learner's code.
+    """Execute the notebook in a fresh kernel, then grade its graded cells' objects here.
 
     It runs whatever code the notebook holds, with your rights: grade untrusted submissions in a
-    container or a throwaway account. A cell may run `timeout` s, the whole notebook `total` s.
+    container or a throwaway account. A cell may run `timeout` s, the whole notebook `total` s;
+    a learner's function called by a check runs under the check's limit (TLCOURSE_CHECK_TIMEOUT).
+    Raises BadNotebook for a missing or unreadable file; never for the learner's code.
 
     Example:
         >>> run_notebook("exercises/10_concepts.ipynb", timeout=60).problems[0].index
         2
     """
-    import nbformat
     from nbclient import NotebookClient
 
     path = Path(path)
-    notebook = nbformat.read(path, as_version=4)
+    notebook = read_notebook(path)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     graded = sum("graded" in c.metadata.get("tags", []) for c in code)
     run = NotebookRun(path, _exercise_of(path, [c.source for c in code]), graded)
@@ -128,42 +172,82 @@ def run_notebook(
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        report_file = Path(folder) / "reports.jsonl"
-        env = os.environ | {REPORT_ENV: str(report_file), "MPLBACKEND": "agg"}
-        env[NOTEBOOK_ENV] = str(path.resolve())  # tl.check records which notebook it graded
-        _run_cells(client, notebook, run, env, timeout, total)
-        if report_file.exists():
-            lines = report_file.read_text(encoding="utf-8").splitlines()
-            run.reports = [json.loads(line) for line in lines if line.strip()]
+        submissions = Path(folder) / "submissions"
+        env = os.environ | {SUBMIT_ENV: str(submissions), "MPLBACKEND": "agg"}
+        env[NOTEBOOK_ENV] = str(path.resolve())
+        env[PROGRESS_ENV] = str(Path(folder) / "kernel-progress.json")  # the runner records
+        _run_cells(client, notebook, run, env, timeout, total, submissions)
     run.seconds = time.perf_counter() - started
     return run
 
 
-def _run_cells(client, notebook, run: NotebookRun, env: dict, timeout: float, total: float):
-    """Every cell in order in one kernel; a timeout or a dead kernel ends the run as a problem."""
+def _run_cells(
+    client, notebook, run: NotebookRun, env: dict, timeout: float, total: float, submissions
+):
+    """Every cell in order in one kernel, then the graded objects graded in this process."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    index = 0
-    try:
-        with client.setup_kernel(env=env, stderr=subprocess.DEVNULL):  # no kernel chatter
+    index, usable = 0, True
+    with client.setup_kernel(env=env, stderr=subprocess.DEVNULL):  # no kernel chatter
+        try:
             deadline = time.perf_counter() + total  # from the kernel's start
-            for index, cell in enumerate(notebook.cells, start=1):
+            for index, cell in enumerate(list(notebook.cells), start=1):
                 client.timeout = max(round(min(timeout, deadline - time.perf_counter())), 1)
                 client.execute_cell(cell, index - 1)
                 problem = _problem(index, cell, bool(run.problems))
                 if problem:
                     run.problems.append(problem)
-    except CellTimeoutError:
-        why = (
-            "(an endless loop? too much work for the time limit?)"
-            if client.timeout >= timeout
-            else f"(the whole notebook may run {total:g} s: --timeout)"
-        )
-        message = f"still running after {client.timeout:.0f} s: stopped {why}"
-        run.problems.append(CellProblem(index, False, "timeout", message))
-    except DeadKernelError:
-        message = "the Python kernel crashed (out of memory?)"
-        run.problems.append(CellProblem(index, False, "kernel died", message))
+        except CellTimeoutError:
+            why = (
+                "(an endless loop? too much work for the time limit?)"
+                if client.timeout >= timeout
+                else f"(the whole notebook may run {total:g} s: --timeout)"
+            )
+            message = f"still running after {client.timeout:.0f} s: stopped {why}"
+            run.problems.append(CellProblem(index, False, "timeout", message))
+            usable = False
+        except DeadKernelError:
+            run.problems.append(CellProblem(index, False, "kernel died", _kernel_end(client)))
+            usable = False
+        seconds = float(os.environ.get(TIMEOUT_ENV, "120"))
+        kernel = Kernel(client, notebook, seconds) if usable else None
+        _grade_submissions(run, submissions, kernel)
+
+
+def _grade_submissions(run: NotebookRun, submissions: Path, kernel: Kernel | None) -> None:
+    """Grade each graded call's objects in this process; only the notebook's own exercise."""
+    if not submissions.is_dir():
+        return
+    for meta in sorted(submissions.glob("*.json"), key=lambda p: int(p.stem)):
+        exercise, objects, refused = load_submission(meta, kernel)
+        if exercise != run.exercise:
+            own = run.exercise or "no known exercise"
+            run.problems.append(
+                CellProblem(
+                    0,
+                    True,
+                    "wrong exercise",
+                    f'a graded cell calls tl.check("{exercise}"), but this notebook is {own}: '
+                    f'grade it with tl.check("{own}", ...)',
+                )
+            )
+            continue
+        run.reports.append(grade(exercise, objects, refused).to_json())
+
+
+def _kernel_end(client) -> str:
+    """What is known of a kernel that stopped: its exit code or the signal that ended it."""
+    try:
+        code = client.km.provisioner.process.poll()
+    except Exception:  # another provisioner, or no process handle
+        code = None
+    if code is None:
+        return "the Python kernel stopped; its exit status is not known"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else "?"
+        why = " (the system's out-of-memory killer sends this one)" if name == "SIGKILL" else ""
+        return f"the Python kernel was ended by signal {-code} ({name}){why}"
+    return f"the Python kernel exited with code {code} (a cell called exit(), sys.exit or os._exit)"
 
 
 def format_run(run: NotebookRun) -> str:
@@ -182,9 +266,9 @@ def format_run(run: NotebookRun) -> str:
             detail = f" — {result['detail']}" if result["detail"] else ""
             lines.append(f"  {mark} {result['title']}{detail}")
     for p in run.problems:
-        where = "graded cell" if p.graded else "cell"
+        where = ("graded cell" if p.graded else "cell") + (f" {p.index}" if p.index else "")
         if p.kind != "follows":
-            lines.append(f"  {bad} {where} {p.index}: {p.kind}: {p.message}")
+            lines.append(f"  {bad} {where}: {p.kind}: {p.message}")
     follows = [str(p.index) for p in run.problems if p.kind == "follows"]
     if follows:
         cells = f"cells {', '.join(follows)}" if len(follows) > 1 else f"cell {follows[0]}"
@@ -206,20 +290,35 @@ def check_notebook(
 ) -> int:
     """Run and grade one notebook, print the summary. Exit status: 0 all pass, 1 not, 2 bad path.
 
+    The verdict is recorded in your progress file by this process (what cells write there
+    while the notebook runs goes to a throwaway file).
+
     Example:
         >>> check_notebook("exercises/10_concepts.ipynb")  # = python -m tlcourse check ...
         1
     """
-    path = Path(path)
-    if path.suffix != ".ipynb" or not path.is_file():
-        print(f"error: {path} is not a notebook file (.ipynb); e.g. exercises/01_….ipynb")
+    try:
+        run = run_notebook(path, timeout, total)
+    except BadNotebook as error:
+        print(f"error: {error}")
         return 2
-    run = run_notebook(path, timeout, total)
     print(format_run(run))
-    if run.exercise and not run.reports:  # tl.check never ran: record why
-        status = (
-            "not attempted" if any(p.kind == "not attempted" for p in run.problems) else "error"
-        )
-        max_points = find_exercise(run.exercise).max_points
-        record_attempt(run.exercise, status, 0, max_points, source=str(path.resolve()))
+    if run.exercise:
+        ex = find_exercise(run.exercise)
+        own = [r for r in run.reports if r["exercise"] == ex.id]
+        best = max(own, key=lambda r: r["points"], default=None)
+        if run.passed:
+            status = "passed"
+        elif best is not None:
+            status = (
+                "in progress"
+                if best["points"] or best["status"] != "not attempted"
+                else best["status"]
+            )
+        elif any(p.kind == "not attempted" for p in run.problems):
+            status = "not attempted"
+        else:
+            status = "error"
+        points = ex.max_points if run.passed else (best["points"] if best else 0)
+        record_attempt(ex.id, status, points, ex.max_points, source=str(Path(path).resolve()))
     return 0 if run.passed else 1

@@ -18,7 +18,7 @@ from tlcourse.grading.checks.common import (
 )
 from tlcourse.grading.data import (
     heldout_batch,
-    heldout_data,
+    heldout_images,
     model_outputs,
 )
 from tlcourse.grading.registry import NotYet, Spec, call_learner, exercise
@@ -92,7 +92,7 @@ def _ex08_accuracy(o: dict) -> str:
 )
 def _ex08_predict(o: dict) -> str:
     model, classes, size = _reload(o["checkpoint_path"])
-    images, _ = heldout_data(classes, per_class=4)
+    images, _ = heldout_images(classes, per_class=4)
     inputs, _ = heldout_batch(classes, per_class=4, image_size=size)
     expected = model_outputs(model, inputs).softmax(1)
     agree = 0
