@@ -82,39 +82,30 @@ def _grader_images(classes: list[str], per_class: int) -> tuple[np.ndarray, np.n
 # Drawn anew by `clear_outputs()` (the start of every `check()` call): the perturbation of the
 # held-out images is the same for every check of one call and different for the next call.
 _GRADING_SEED = [secrets.randbits(63)]
-MAX_SHIFT = 2  # pixels a held-out silhouette moves (28 px images); rotation up to MAX_DEGREES
-MAX_DEGREES = 8.0
-NOISE = 12.0  # standard deviation of the added grey-level noise (0-255 scale)
+MAX_SHIFT = 1  # pixels a held-out silhouette moves (of 28), in x and in y
+NOISE = 3.0  # standard deviation of the added grey-level noise (0-255 scale)
 
 
 def perturb(images: np.ndarray, seed: int) -> np.ndarray:
-    """Each (28, 28) uint8 image moved by up to 2 px, turned by up to 8 degrees, plus noise.
+    """Each (28, 28) uint8 image moved by up to 1 px in x and y, plus grey-level noise.
 
-    Small enough that a trained model keeps its accuracy (the exercises' floors were measured
-    on perturbed images), large enough that no pixel of the shipped image survives as it is.
+    Measured on a Lite0 head trained as in exercise 3 (5 classes, 250 images): 0.956 on the
+    images as shipped, 0.924-0.964 perturbed (4 seeds); rotations of 3 degrees or noise of 6
+    cost 0.02-0.05 more, so they are not used. No perturbed image equals its shipped original.
 
     Example:
         >>> perturb(np.zeros((1, 28, 28), np.uint8), seed=1).shape
         (1, 28, 28)
     """
-    from torchvision.transforms.v2 import functional as F
-
     rng = np.random.default_rng(seed)
-    out = []
-    for image in images:
-        dx, dy = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, size=2).tolist()
-        angle = float(rng.uniform(-MAX_DEGREES, MAX_DEGREES))
-        moved = F.affine(
-            torch.from_numpy(np.ascontiguousarray(image))[None].float(),
-            angle=angle,
-            translate=[dx, dy],
-            scale=1.0,
-            shear=[0.0],
-            interpolation=F.InterpolationMode.BILINEAR,
-        )[0].numpy()
-        noisy = moved + rng.normal(0.0, NOISE, moved.shape)
-        out.append(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
-    return np.stack(out)
+    m = MAX_SHIFT
+    padded = np.pad(images.astype(np.float32), ((0, 0), (m, m), (m, m)))
+    out = np.empty(images.shape, np.float32)
+    h, w = images.shape[1:]
+    for i, (dy, dx) in enumerate(rng.integers(0, 2 * m + 1, size=(len(images), 2))):
+        out[i] = padded[i, dy : dy + h, dx : dx + w]
+    out += rng.normal(0.0, NOISE, out.shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def heldout_images(classes: list[str], per_class: int = 50) -> tuple[np.ndarray, np.ndarray]:
