@@ -37,6 +37,44 @@ EX02 = exercise(
 )
 
 
+# torchvision's ResNets by (block type, blocks per stage): the name a learner knows them by
+RESNETS = {
+    ("BasicBlock", (2, 2, 2, 2)): "ResNet18",
+    ("BasicBlock", (3, 4, 6, 3)): "ResNet34",
+    ("Bottleneck", (3, 4, 6, 3)): "ResNet50",
+    ("Bottleneck", (3, 4, 23, 3)): "ResNet101",
+    ("Bottleneck", (3, 8, 36, 3)): "ResNet152",
+}
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def resnet18_architecture(model: nn.Module) -> str:
+    """Nothing wrong if `model` is built as torchvision's ResNet18: the stem conv1/bn1, four
+    stages of 2 BasicBlocks each and a head fed 512 features; else NotYet naming what it is.
+
+    Example:
+        >>> resnet18_architecture(torchvision.models.resnet50())
+        NotYet: model is a ResNet50 (Bottleneck blocks, [3, 4, 6, 3] per stage) ...
+    """
+    names = [n for n, _ in model.named_children()]
+    if names[:2] != ["conv1", "bn1"] or "fc" not in names or not all(s in names for s in STAGES):
+        raise NotYet(f"model is not a ResNet (top-level modules {names})")
+    blocks = [list(getattr(model, stage).children()) for stage in STAGES]
+    kinds = {type(b).__name__ for stage in blocks for b in stage}
+    if not kinds <= {"BasicBlock", "Bottleneck"} or len(kinds) != 1:
+        raise NotYet(f"model's stages hold {sorted(kinds)}; a ResNet18 has BasicBlocks only")
+    kind, counts = kinds.pop(), tuple(len(stage) for stage in blocks)
+    fed = getattr(getattr(model, "fc", None), "in_features", None)
+    if (kind, counts) != ("BasicBlock", (2, 2, 2, 2)) or fed != 512:
+        found = RESNETS.get((kind, counts), f"ResNet with {list(counts)} blocks per stage")
+        raise NotYet(
+            f"model is a {found} ({kind} blocks, {list(counts)} per stage, fc fed {fed} "
+            "features); the exercise asks for ResNet18 (BasicBlocks, [2, 2, 2, 2] per stage, fc "
+            'fed 512 features): model = make_feature_extractor(tl.load_pretrained("resnet18"), 5)'
+        )
+    return "ResNet18"
+
+
 def _apply(function: Callable, model: nn.Module, num_classes: int) -> nn.Module:
     result = call_learner(function, model, num_classes, name="make_feature_extractor")
     if not isinstance(result, nn.Module):
@@ -53,15 +91,15 @@ def _head_outputs(model: nn.Module, num_classes: int, what: str) -> None:
 
 
 @EX02.check(
-    "model: a ResNet18 whose only trainable parameters are fc.weight and fc.bias",
+    "model: a ResNet18 (BasicBlocks, 2 per stage) whose only trainable parameters are fc.weight "
+    "and fc.bias",
     points=2,
     needs=("model",),
-    hint="Freeze first (tl.freeze or requires_grad_(False)), then replace fc: a new layer trains.",
+    hint='Start from tl.load_pretrained("resnet18") (not another ResNet); freeze first '
+    "(tl.freeze or requires_grad_(False)), then replace fc: a new layer trains.",
 )
 def _ex02_model_frozen(o: dict) -> str:
-    names = [n for n, _ in o["model"].named_children()]
-    if names[:2] != ["conv1", "bn1"] or "fc" not in names:
-        raise NotYet(f"model is not a ResNet (top-level modules {names})")
+    resnet18_architecture(o["model"])
     expect_trainable(o["model"], ["fc.weight", "fc.bias"], "model")
     return "fc only"
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import math
+from functools import lru_cache
 
 import torch
+import torchvision
 from torch import nn
 
 from tlcourse.freeze import trainable_names
@@ -27,13 +30,38 @@ EX05 = exercise(
 BLOCKS = ("layer3", "layer4")
 
 
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
 def _resnet34(o: dict) -> nn.Module:
     model = o["model"]
-    if len(getattr(model, "layer3", [])) != 6 or not isinstance(
-        getattr(model, "fc", None), nn.Linear
-    ):
-        raise NotYet("model is not a ResNet34 (it needs layer3 with 6 blocks and fc)")
+    stages = [getattr(model, stage, None) for stage in STAGES]
+    if any(s is None for s in stages) or not isinstance(getattr(model, "fc", None), nn.Linear):
+        raise NotYet("model is not a ResNet (it needs layer1 ... layer4 and an fc Linear)")
+    counts = [len(stage) for stage in stages]
+    kinds = sorted({type(block).__name__ for stage in stages for block in stage})
+    if counts != [3, 4, 6, 3] or kinds != ["BasicBlock"]:
+        raise NotYet(
+            f"model has {counts} blocks per stage ({', '.join(kinds)}); a ResNet34 has [3, 4, 6, "
+            '3] BasicBlocks: start from tl.load_pretrained("resnet34")'
+        )
     return model
+
+
+@lru_cache(maxsize=1)
+def frozen_batchnorms() -> tuple[str, ...]:
+    """The BatchNorm2d layers of a ResNet34 outside layer3/layer4: their statistics stay as
+    pretrained. Names as in `model.named_modules()`.
+
+    Example:
+        >>> frozen_batchnorms()[:3]
+        ('bn1', 'layer1.0.bn1', 'layer1.0.bn2')
+    """
+    return tuple(
+        name
+        for name, module in torchvision.models.resnet34().named_modules()
+        if isinstance(module, nn.BatchNorm2d) and not name.startswith(BLOCKS)
+    )
 
 
 @EX05.check(
@@ -70,34 +98,96 @@ def _ex05_trainable(o: dict) -> str:
 
 
 @EX05.check(
-    "BatchNorm: running statistics of the frozen layers stay fixed in model.train()",
+    "BatchNorm: every pretrained BatchNorm2d outside layer3/layer4 is kept, tracks running "
+    "statistics, and stays in eval mode (its statistics fixed) in model.train()",
     points=2,
     needs=("model",),
-    hint="Frozen weights do not stop BatchNorm updating running_mean in train mode: "
-    "tl.freeze_batchnorm(model) keeps every BatchNorm in eval mode.",
+    hint="Keep the pretrained BatchNorm layers (do not replace them or switch off "
+    "track_running_stats). Frozen weights do not stop BatchNorm updating running_mean in train "
+    "mode: tl.freeze_batchnorm(model) keeps every BatchNorm in eval mode.",
 )
 def _ex05_batchnorm(o: dict) -> str:
-    model = copy.deepcopy(_resnet34(o)).cpu()
+    model = copy.deepcopy(_resnet34(o)).cpu()  # a copy: the learner's model is left as it was
+    modules = dict(model.named_modules())
+    wanted = frozen_batchnorms()
+    gone = [
+        f"{n} is {type(modules[n]).__name__}" if n in modules else f"{n} is missing"
+        for n in wanted
+        if not isinstance(modules.get(n), nn.BatchNorm2d)
+    ]
+    if gone:
+        raise NotYet(
+            f"{len(gone)} of the {len(wanted)} pretrained BatchNorm2d layers outside layer3/"
+            f"layer4 were removed or replaced ({_few(gone)}): keep them with their ImageNet "
+            "statistics and use tl.freeze_batchnorm(model) to keep those statistics fixed"
+        )
+    untracked = [n for n in wanted if not modules[n].track_running_stats]
+    untracked += [n for n in wanted if modules[n].running_mean is None and n not in untracked]
+    if untracked:
+        raise NotYet(
+            f"{len(untracked)} BatchNorm2d layers have no running statistics "
+            f"(track_running_stats=False): {_few(untracked)}. They then normalise with each "
+            "batch's statistics, not the pretrained ones: leave track_running_stats=True and "
+            "use tl.freeze_batchnorm(model)"
+        )
+    mode: dict[str, bool] = {}
+
+    def record(module: nn.Module, args: tuple) -> None:  # runs after tl.freeze_batchnorm's hook
+        mode.setdefault(names[module], module.training)
+
+    names = {modules[n]: n for n in wanted}
+    for name in wanted:
+        modules[name].register_forward_pre_hook(record)
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
     model.train()
     with torch.no_grad():
         model(torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 3 + 1)
     after = model.state_dict()
-    moved = [k for k in before if not k.startswith(BLOCKS) and not torch.equal(before[k], after[k])]
-    if moved:
-        raise NotYet(f"{len(moved)} running statistics of frozen layers changed, e.g. {moved[:2]}")
-    return "frozen BatchNorm statistics unchanged"
+    problems = listing(
+        ("not run by model's forward", [n for n in wanted if n not in mode]),
+        ("in train mode (batch statistics)", [n for n in wanted if mode.get(n) is True]),
+        (
+            "running statistics changed",
+            [
+                k
+                for k in before
+                if not k.startswith(BLOCKS) and not torch.equal(before[k], after[k])
+            ],
+        ),
+    )
+    if problems:
+        raise NotYet(f"after model.train() and one forward pass: {problems}")
+    return f"{len(wanted)} BatchNorm2d layers outside layer3/layer4: eval mode, statistics fixed"
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" ... ({len(names)} in all)" if len(names) > 3 else "")
 
 
 @EX05.check(
-    "optimizer: exactly the trainable parameters; layer3/layer4 at a lower LR than fc",
+    "optimizer: exactly the trainable parameters; every LR finite and > 0; layer3/layer4 at a "
+    "lower LR than fc",
     points=2,
     needs=("model", "optimizer"),
-    hint="One group per learning rate: tl.param_groups maps name patterns (fc, layer3...) to LRs.",
+    hint="One group per learning rate, each a finite number > 0 (fc 1e-3, blocks 1e-4): "
+    "tl.param_groups maps name patterns (fc, layer3...) to LRs.",
 )
 def _ex05_optimizer(o: dict) -> str:
     model, optimizer = _resnet34(o), o["optimizer"]
     names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        lr = group.get("lr")
+        try:
+            usable = math.isfinite(float(lr)) and float(lr) > 0
+        except (TypeError, ValueError, RuntimeError):  # None, a string, a tensor of many values
+            usable = False
+        if not usable:
+            first = next(iter(group["params"]), None)
+            where = group.get("name") or names.get(id(first), "a group")
+            raise NotYet(
+                f"the group of {where} has learning rate {lr!r}: every learning rate must be a "
+                "finite number > 0 (e.g. 1e-3 for fc, 1e-4 for the blocks)"
+            )
     lrs = {names.get(id(p), "?"): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     count = sum(len(g["params"]) for g in optimizer.param_groups)
     if set(lrs) != set(trainable_names(model)) or count != len(lrs):
