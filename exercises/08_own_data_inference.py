@@ -21,8 +21,11 @@
 # model the safe way (`weights_only=True`), and predict the class of a new image file.
 #
 # **Which weights are real:** EfficientNet-Lite0 with its real ImageNet weights.
-# **Your own photos:** put them in `my_data/train/<class name>/*.jpg` and point `root` there;
-# the grader uses the offline animal silhouettes written below.
+# **Your own photos:** the grader checks a model of the three silhouette classes written below
+# (Cat, Giraffe, Sheep), so grade that one first. Then lay your photos out as
+# `my_data/train/<class name>/*.jpg`, set `train_dir = Path("my_data/train")` and run again:
+# everything above the graded cell works on them. (A broken file stops plain `ImageFolder` when
+# it is read; `tl.load_imagefolder` from lesson 07 checks every file first and lists what it skips.)
 
 # %%
 import tempfile
@@ -44,8 +47,9 @@ split = tl.stratified_split(labels, {"train": 120, "new": 15})
 workdir = tempfile.TemporaryDirectory()
 root = Path(workdir.name)
 tl.write_imagefolder(root / "data", images[split["train"]], labels[split["train"]], names, "train")
+train_dir = root / "data" / "train"  # your own photos: Path("my_data/train"), see above
 transform = tl.transforms_for("efficientnet_lite0", image_size=IMAGE_SIZE)
-train_set = datasets.ImageFolder(root / "data" / "train", transform=transform)
+train_set = datasets.ImageFolder(train_dir, transform=transform)
 print(train_set.classes, train_set.class_to_idx, len(train_set), "images")
 
 # %% [markdown]

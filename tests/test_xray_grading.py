@@ -2,8 +2,9 @@
 
 No real X-rays exist offline, so each test writes a folder in the exact layout of "Chest X-Ray
 Images (Pneumonia)" (chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg) from the stand-in's
-silhouettes, with what real downloads hold: grey and RGB JPEGs of mixed sizes, stray .DS_Store
-files, a 16-bit PNG and an unreadable file. The grader must load it itself and re-measure there.
+silhouettes, with what real downloads hold (tests/xray_folder.py): per-patient file names, grey
+and RGB JPEGs of mixed sizes, stray .DS_Store files, a 16-bit PNG and an unreadable file. The
+grader must load it itself and re-measure there.
 """
 
 import os
@@ -14,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from test_grading import (
     ex09_objects,
     grade,
@@ -25,6 +25,7 @@ from test_grading import (
 )
 from torch import nn
 from torch.utils.data import DataLoader, Subset
+from xray_folder import write_xray_layout
 
 import tlcourse as tl
 from tlcourse.grading import CheckFailed
@@ -38,34 +39,6 @@ BLANK = ROOT / "exercises" / "09_medical_case_study.ipynb"
 def private_progress(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_PROGRESS", str(tmp_path / "progress.json"))
     monkeypatch.delenv("TLCOURSE_CHECK_REPORT", raising=False)
-
-
-def write_xray_layout(folder: Path) -> Path:
-    """chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}: JPEGs (grey, 1 in 5 RGB, 40-100 px),
-    .DS_Store files, a 16-bit PNG in train/PNEUMONIA, a truncated JPEG in test/NORMAL."""
-    standin = tl.grading.write_medical_standin(folder / "standin")
-    root, rng = folder / "chest_xray", np.random.default_rng(0)
-    for split in ("train", "test"):
-        for label in ("NORMAL", "PNEUMONIA"):
-            out = root / split / label
-            out.mkdir(parents=True)
-            for i, png in enumerate(sorted((standin / split / label).glob("*.png"))):
-                image = Image.open(png).convert("L")
-                image = image.resize((int(rng.integers(40, 90)), int(rng.integers(40, 100))))
-                image = image.convert("RGB") if i % 5 == 0 else image
-                image.save(out / f"{label.lower()}-{i:04d}.jpeg", quality=95)
-                if split == "train" and i < 8:  # the public set's tiny val/ (8 + 8)
-                    (root / "val" / label).mkdir(parents=True, exist_ok=True)
-                    image.save(root / "val" / label / f"{label.lower()}-{i:04d}.jpeg")
-            (out / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64))
-    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64))
-    grey = np.asarray(Image.open(next((standin / "train" / "PNEUMONIA").glob("*.png"))))
-    sixteen = Image.fromarray(grey.astype(np.uint16) * 257)  # mode I;16
-    assert sixteen.mode.startswith("I;16")
-    sixteen.save(root / "train" / "PNEUMONIA" / "pneumonia-16bit.png")
-    jpeg = (root / "test" / "NORMAL" / "normal-0000.jpeg").read_bytes()
-    (root / "test" / "NORMAL" / "normal-broken.jpeg").write_bytes(jpeg[: len(jpeg) // 3])
-    return root
 
 
 @pytest.fixture(scope="module")
