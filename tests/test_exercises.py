@@ -191,6 +191,9 @@ def test_check_hanging_notebook_is_stopped_at_the_time_limit(tmp_path, capsys):
 
 def test_check_without_a_notebook_is_a_usage_error(tmp_path, capsys):
     assert main(["check", str(tmp_path / "missing.ipynb")]) == 2
+    assert "missing.ipynb: not found" in capsys.readouterr().out
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["check", str(tmp_path / "notes.txt")]) == 2
     assert "is not a notebook file" in capsys.readouterr().out
 
 

@@ -282,6 +282,7 @@ class Kernel:
         cell = nbformat.v4.new_code_cell(code)
         self.notebook.cells.append(cell)  # nbclient writes the executed cell back by index
         self.client.timeout = max(int(self.seconds), 1)
+        self.client.log.setLevel("CRITICAL")  # a timeout is reported as a ❌, not a log line
         try:
             self.client.execute_cell(cell, len(self.notebook.cells) - 1, store_history=False)
         except CellTimeoutError:
