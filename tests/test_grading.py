@@ -507,9 +507,9 @@ def test_ex07_plain_training_fails(ex07_data):
     model, features, _ = ex07_data
     train_head(model, features, loss_fn=nn.CrossEntropyLoss(), epochs=50, batch_size=64)
     recall, f1 = ex07_metrics(model)
-    assert_fails(
+    assert_fails(  # issue 25: the grader trains with the loss passed, not reads its weights
         "ex07",
-        ["a remedy is used"],
+        ["your remedy works in the grader's hands", "clearly more sheep than plain"],
         model=model,
         loss_fn=nn.CrossEntropyLoss(),
         minority_recall=recall,
@@ -589,7 +589,7 @@ def highest_threshold_reaching(labels, p, target=0.98):
     """The solution's rule: the highest threshold whose sensitivity on (labels, p) is >= target."""
     from sklearn.metrics import roc_curve
 
-    _, tpr, thresholds = roc_curve(labels, p)
+    _, tpr, thresholds = roc_curve(labels, p, drop_intermediate=False)
     return float(thresholds[np.argmax(tpr >= target)])
 
 
