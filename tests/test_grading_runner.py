@@ -230,3 +230,21 @@ def test_report_lists_every_check_of_the_exercise(tmp_path, capsys):
     verdict(path, capsys)
     entry = progress.load_progress()["exercises"]["ex10"]
     assert entry["points"] == 10 and json.dumps(entry)
+
+
+def test_hooks_handed_over_keep_their_place_when_the_grader_adds_its_own(tmp_path, monkeypatch):
+    """Hook ids count per process: a check's hook must not replace the model's (same key)."""
+    import torchvision
+    from torch.utils.hooks import RemovableHandle
+
+    from tlcourse.freeze import _keep_eval
+    from tlcourse.grading.submission import load_submission, save_submission
+
+    model = torchvision.models.resnet18()
+    tl.freeze_batchnorm(model)
+    meta = save_submission(tmp_path, "ex05", {"model": model})
+    monkeypatch.setattr(RemovableHandle, "next_id", 0)  # the runner's fresh process
+    _, objects, _ = load_submission(meta, None)
+    bn = objects["model"].bn1
+    bn.register_forward_pre_hook(lambda module, args: None)
+    assert _keep_eval in bn._forward_pre_hooks.values()

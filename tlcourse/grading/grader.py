@@ -238,6 +238,10 @@ def check(exercise: str, /, **objects) -> Report | None:
     ex = find_exercise(exercise)
     folder = os.environ.get(SUBMIT_ENV)
     if folder:
+        paths = [n for n, spec in ex.objects.items() if os.PathLike in spec.types]
+        for name in paths:  # the runner's working folder is not the notebook's
+            if isinstance(objects.get(name), (str, os.PathLike)):
+                objects[name] = os.path.abspath(objects[name])
         save_submission(folder, ex.id, objects)
         print(f"{ex.id}: handed to `tlcourse check`, which grades it in its own process")
         return None

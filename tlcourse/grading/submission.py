@@ -317,9 +317,28 @@ def load_submission(meta_path: Path, kernel: Kernel | None) -> tuple[str, dict, 
     except pickle.UnpicklingError as error:
         for name in meta["saved"]:
             refused[name] = f"refused: {error}"
+    _after_hook_ids(objects)
     for name in meta["functions"]:
         if kernel is None:
             refused[name] = "a function, and no kernel to call it in"
         else:
             objects[name] = KernelFunction(kernel, number, name)
     return meta["exercise"], objects, refused
+
+
+def _after_hook_ids(objects: dict) -> None:
+    """Hooks keep the ids the kernel gave them, and ids count per process: move this process's
+    counter past them, or a hook a check adds would replace one of the model's (same key)."""
+    from torch.utils.hooks import RemovableHandle
+
+    keys = [
+        key
+        for value in objects.values()
+        if isinstance(value, nn.Module)
+        for module in value.modules()
+        for hooks in vars(module).values()
+        if isinstance(hooks, dict) and hooks is not module._modules
+        for key in hooks
+        if isinstance(key, int)
+    ]
+    RemovableHandle.next_id = max([RemovableHandle.next_id, *(k + 1 for k in keys)])
