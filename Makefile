@@ -48,9 +48,12 @@ test: export TLCOURSE_PROGRESS = $(CURDIR)/build/test-progress.json
 # headless Chromium (tests/test_site.py, tests/test_lab_browser.py; they fail without Chromium).
 test: $(STAMP) lint exercises-check site unit nbval-solutions
 
+# tools/check_claims.py: every number in a lesson's prose is printed, asserted or computed by a
+# nearby code cell, and no development notes ("this machine", issue numbers) reach the learner.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/check_claims.py
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests

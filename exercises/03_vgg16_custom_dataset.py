@@ -59,7 +59,7 @@ test_set = datasets.ImageFolder(root / "test", transform=transform)
 print(train_set.classes, len(train_set), "train,", len(test_set), "test images")
 
 # %% [markdown]
-# ## 2. The syllabus recipe on VGG16: freeze, then replace `classifier[6]`
+# ## 2. The classic recipe on VGG16: freeze, then replace `classifier[6]`
 #
 # <details><summary>Hint 1 (the idea)</summary>
 #

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Exercise 5 · Fine-tune the last two convolutional blocks of ResNet34
 #
-# **You practise:** the syllabus fine-tuning recipe: unfreeze exactly `layer3`, `layer4` and the
+# **You practise:** the standard fine-tuning recipe: unfreeze exactly `layer3`, `layer4` and the
 # new `fc`, give the pretrained blocks a *lower* learning rate than the new head, and apply the
 # course's BatchNorm policy: every pretrained BatchNorm layer, in frozen *and* unfrozen blocks,
 # keeps its ImageNet statistics (eval mode) and its affine weights frozen.
