@@ -34,7 +34,8 @@ assert accuracy > 0.75  # 5 seeds: 0.88-0.90 (spread 0.02)
 # ## 2. What the numbers say
 # The head reaches 0.9 (printed above), well above the floor of 0.75 that the assert checks.
 # {planted}
-# Names are not claims: ResNet-18, VGG16, `Linear(1280, 10)`, fp16, section 4, in 2019.
+# Names are not claims: ResNet-18, VGG16, `Linear(1280, 10)`, fp16, section 4, in 2019,
+# doi:10.17632/x.2.
 #
 # **Try next:** 30 images per class instead of 300.
 """
