@@ -26,8 +26,8 @@
 # - reuse the same recipe beyond classification: object detection with Faster R-CNN, and (in a
 #   sketch) text classification with a pretrained language model.
 #
-# **Honest note on weights.** This machine is offline. torchvision's pretrained weights cannot be
-# downloaded here, so ResNet, VGG, DenseNet, MobileNet and torchvision's EfficientNet are built
+# **Honest note on weights.** The course runs offline, and torchvision's pretrained weights are a
+# download, so ResNet, VGG, DenseNet, MobileNet and torchvision's EfficientNet are built here
 # with `weights=None` — *random* weights. That is fine for structure, parameter counts and speed
 # (they do not depend on the weights), but **not** for accuracy: accuracy is measured only for the
 # EfficientNet-Lite family, whose real ImageNet weights ship with the course.
@@ -96,7 +96,7 @@ assert max(in_features.values()) == in_features["vgg16"] == 4096  # VGG's head r
 # ## 2. What `replace_head` changes
 # Only that one layer: a fresh `Linear(in_features, num_classes)` in its place. Everything before
 # it — including VGG's two big hidden layers — stays as it was. The parameter count drops by
-# `in_features × (1000 − num_classes)`.
+# `(in_features + 1) × (1000 − num_classes)`: weights and biases (asserted below).
 
 # %%
 rows = []
@@ -114,7 +114,7 @@ for family, name in families.items():
 pd.DataFrame(rows).round(2)
 
 # %% [markdown]
-# ## 3. Speed on this machine
+# ## 3. Speed on your machine
 # Forward time per image at 96 px, 4 images per batch, in `torch.inference_mode()`, the better of
 # 2 runs after a warm-up. These are *your* numbers: they depend on the CPU, the thread count and
 # what else runs. Next to them, a number that does not depend on the machine: the multiply-adds
@@ -168,8 +168,8 @@ assert table.loc["vgg16", "GMACs / image"] > 20 * table.loc["mobilenet_v3_large"
 # %% [markdown]
 # Parameters and speed are related, but not the same thing. VGG16 is big *and* slow. DenseNet121
 # has fewer parameters than ResNet-18 but needs more multiply-adds per image: its many layers reuse
-# (concatenate) earlier feature maps, which costs computation, not weights — so it is rarely
-# faster. MobileNet and EfficientNet are built for phones: depthwise convolutions keep both
+# (concatenate) earlier feature maps, which costs computation, not weights (all three asserted
+# above). MobileNet and EfficientNet are built for phones: depthwise convolutions keep both
 # numbers small. Milliseconds on a busy or different machine can reorder entries — even far-apart
 # ones, when other programs compete for the cores; multiply-adds cannot.
 
@@ -182,7 +182,7 @@ params_ax.barh(names, table["params (M)"], color=colors)
 params_ax.set(xlabel="parameters (millions)", title="size")
 params_ax.invert_yaxis()
 speed_ax.barh(names, table["ms / image"], color=colors)
-speed_ax.set(xlabel=f"ms per image at {IMAGE_SIZE} px (this machine)", title="forward time")
+speed_ax.set(xlabel=f"ms per image at {IMAGE_SIZE} px (your machine)", title="forward time")
 figure.suptitle("green: real pretrained weights offline; grey: structure only (random weights)")
 figure
 
@@ -190,13 +190,12 @@ figure
 # ## 4. Accuracy as a frozen feature extractor — real weights only
 # For the three Lite models, the recipe of notebook 02: freeze, cache features of 300 training and
 # 300 test images (10 animal classes, 96 px), train a linear head. One training run is one draw
-# (another seed, or another CPU's rounding, moves it by a point or two), so each head is trained
-# with 5 seeds on the same cached features and we compare the means.
+# (another seed, or another CPU's rounding, moves it: the table shows the lowest and highest of
+# the seeds), so each head is trained with 5 seeds on the same cached features and we compare the
+# means.
 #
 # The other families would need their real weights for this to mean anything. With random weights
-# it measures the random initialisation, not the architecture: a random-weight ResNet-18 reached
-# 0.33–0.48 here over 5 seeds (not run in this notebook) — above chance (0.10), far below the
-# real-weight Lite models — so we do not show it.
+# it would measure the random initialisation, not the architecture, so we do not run it.
 
 # %%
 splits = tl.load_splits("animals", {"train": 300, "test": 300}, image_size=IMAGE_SIZE, seed=0)
@@ -245,14 +244,15 @@ assert mean_accuracy["efficientnet_lite2"] < mean_accuracy["efficientnet_lite0"]
 #   "better" architecture you can only initialise randomly. With a frozen backbone and cached
 #   features, even a large model is cheap to *train* — but it is still slow to *run*.
 # - **Deployment decides speed.** Phone or CPU: MobileNet / EfficientNet(-Lite). A server GPU:
-#   ResNet-50 or EfficientNet-B0…B4 are safe defaults. VGG is mainly of historical interest: big
-#   fully connected layers, slow, and no more accurate.
-# - **Match the input size.** Bigger variants are trained for bigger images (Lite1 240 px, Lite2
-#   260 px). At small images like our 96 px they gain little or nothing (section 4): measure on
+#   ResNet-50 or EfficientNet-B0…B4 are common defaults. VGG is mainly of historical interest:
+#   big fully connected layers and many times MobileNetV3's parameters and multiply-adds (over
+#   20 times both, asserted in section 3).
+# - **Match the input size.** Bigger variants were trained on bigger images than Lite0. At our
+#   small 96 px, Lite2's mean is at most 0.03 above Lite0's (asserted in section 4): measure on
 #   your data before paying for the larger model.
 # - **The head is the easy part.** Every family ends in a `Linear` layer on a feature vector
-#   (512 numbers for ResNet-18 up to 4096 for VGG16, section 1); `tl.replace_head` swaps it,
-#   whatever it is called.
+#   (from 512 numbers for ResNet-18 up to 4096 for VGG16, asserted in section 1);
+#   `tl.replace_head` swaps it, whatever it is called.
 #
 # ## 6. Beyond classification: object detection
 # The same recipe — pretrained backbone, new head for your classes, fine-tune — works for
@@ -303,7 +303,8 @@ assert detections["boxes"].shape[1] == 4 and ((detections["labels"] >= 1) & (det
 # fine-tune from COCO-pretrained detection weights, exactly as for classification.)
 #
 # ## 7. Beyond images: fine-tuning a pretrained text model (a sketch)
-# The syllabus lists NLP among the applications. The recipe carries over word for word — a
+# Transfer learning is not only for images: text models are fine-tuned the same way. The recipe
+# carries over word for word — a
 # pretrained body, a new head for your labels, a small learning rate. A sketch with the Hugging
 # Face `transformers` library (not installed in this course and not run here; it needs to download
 # the model once):
