@@ -23,11 +23,11 @@ $(STAMP): pyproject.toml
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d
 
 # JupyterLab opens lesson 00; jupyter/overrides.json (no news pop-up, no update check) goes into
-# the project's own environment, not your global JupyterLab settings.
+# the project's own environment, not your global JupyterLab settings. jupyter/lab.py adds
+# --allow-root as root and --no-browser without a display (then prints the URL last); LAB_OPTS wins.
 lab: $(STAMP)
 	mkdir -p $(LAB_SETTINGS) && cp jupyter/overrides.json $(LAB_SETTINGS)/tlcourse.json
-	$(BIN)/jupyter lab --ServerApp.root_dir=. \
-		--LabApp.default_url=/lab/tree/notebooks/00_setup_check.ipynb $(LAB_OPTS)
+	$(BIN)/python jupyter/lab.py $(LAB_OPTS)
 
 demo: $(STAMP)
 	$(BIN)/python -m tlcourse demo

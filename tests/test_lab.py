@@ -5,6 +5,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "tlcourse-test-token"
 
 
 def free_port() -> int:
@@ -24,11 +24,16 @@ def free_port() -> int:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_lab_serves_notebooks_and_opens_py_pairs(tmp_path):
     port = free_port()
-    options = (
-        f"--no-browser --allow-root --ip=127.0.0.1 --port={port} --ServerApp.port_retries=0 "
-        f"--IdentityProvider.token={TOKEN} --ServerApp.runtime_dir={tmp_path}"
-    )
-    env = os.environ | {"JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "LAB_OPTS": options}
+    # README's command as it is: no LAB_OPTS, no token given. The learner's way in is the last
+    # line `make lab` prints; as root and without a display, jupyter/lab.py adds what it needs.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LAB_OPTS", "DISPLAY", "WAYLAND_DISPLAY")
+    }
+    env |= {
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_PORT": str(port),  # a free port (Jupyter's own variable, not an option)
+    }
     server = subprocess.Popen(
         ["make", "-s", "lab"],
         cwd=ROOT,
@@ -38,16 +43,28 @@ def test_make_lab_serves_notebooks_and_opens_py_pairs(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {TOKEN}"}
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+    reader.start()
     try:
-        for _ in range(120):  # up to 60 s for the server to come up
-            try:
-                if requests.get(f"{base}/api/status", headers=headers, timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, f"`make lab` exited: {server.stdout.read()}"
+        for _ in range(240):  # up to 120 s for the server to come up and say where it is
+            if any(line.startswith("Open: ") for line in lines):
+                break
+            assert server.poll() is None, "`make lab` exited:\n" + "".join(lines)[-3000:]
             time.sleep(0.5)
+        printed = "".join(lines)
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            assert "make lab: running as root (a container?)" in printed, printed[-3000:]
+        assert "make lab: no display here, so no browser opens" in printed
+        banner, _, after = printed.rpartition("JupyterLab is running.")
+        assert f"ssh -L {port}:localhost:{port}" in after, printed[-3000:]
+        url = after.split("Open: ", 1)[1].split()[0]  # the start-up log's last line
+        assert url.startswith(f"http://localhost:{port}/lab/tree/notebooks/00_setup_check"), url
+        assert url in banner  # the address Jupyter printed, repeated last
+        token = url.split("token=", 1)[1]
+        assert len(token) >= 32 and token != "..."  # the real token, not a masked one
+        base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
+        assert requests.get(f"{base}/api/status", headers=headers, timeout=10).ok
         root = requests.get(f"{base}/api/contents", headers=headers, timeout=10).json()
         assert "notebooks" in {item["name"] for item in root["content"]}
         listing = requests.get(f"{base}/api/contents/notebooks", headers=headers, timeout=10).json()

@@ -56,14 +56,15 @@ def lab(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     port = free_port()
-    options = (
-        f"--no-browser --ip=127.0.0.1 --port={port} --ServerApp.port_retries=0 "
-        f"--IdentityProvider.token={TOKEN} --ServerApp.runtime_dir={tmp / 'runtime'}"
-    )
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        options += " --allow-root"  # CI containers run as root
-    env = os.environ | {
-        "LAB_OPTS": options,
+    # README's command as it is (no LAB_OPTS): the port and token come from Jupyter's own
+    # environment variables; as root and without a display jupyter/lab.py adds what it needs.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LAB_OPTS", "DISPLAY", "WAYLAND_DISPLAY")
+    }
+    env |= {
+        "JUPYTER_PORT": str(port),
+        "JUPYTER_TOKEN": TOKEN,
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
         "JUPYTER_CONFIG_DIR": str(tmp / "config"),
         "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
@@ -72,9 +73,7 @@ def lab(tmp_path_factory):
     if shutil.which("make"):
         command = ["make", "-s", "lab"]
     else:  # the Makefile's `lab` target, without make
-        lab_dir = f"--LabApp.default_url=/lab/tree/{LESSON}"
-        command = [sys.executable, "-m", "jupyterlab", "--ServerApp.root_dir=.", lab_dir]
-        command += options.split()
+        command = [sys.executable, "jupyter/lab.py"]
     originals = {name: (ROOT / name).read_bytes() for name in (LESSON, EXERCISE)}
     server = subprocess.Popen(
         command,
