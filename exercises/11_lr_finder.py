@@ -24,6 +24,9 @@
 # the new head trains, on cached features. The grader measures your model on 250 held-out
 # images it loads itself, calls your rule on loss curves it makes up, and checks that the rate
 # you trained with is the one your rule read off your own range test — not a number typed in.
+# It also checks that the range test is yours, run over the exercise's batches (it runs one
+# itself and compares where the loss blows up), and that the scheduler stepped once per batch,
+# with an optimizer step each time, to the end of the cycle.
 
 # %%
 import numpy as np
@@ -126,4 +129,4 @@ print(f"last batch loss {loss.item():.3f}; the rate now {optimizer.param_groups[
 # ## Graded cell
 
 # %% tags=["graded"]
-tl.check("ex11", choose_lr=choose_lr, finder=finder, lr=lr, optimizer=optimizer, model=model)
+tl.check("ex11", choose_lr=choose_lr, finder=finder, lr=lr, optimizer=optimizer, scheduler=scheduler, model=model)

@@ -131,7 +131,8 @@ for t in (0.1, 0.3, 0.5, 0.7, 0.9):
 # A screening test should miss at most 2 in 100 sick patients. Write that as a **rule**: given
 # labels and P(PNEUMONIA) of some images, return the **highest** threshold whose sensitivity on
 # them is at least `target`. Then apply it to the validation split. The grader applies your rule
-# to its own validation images too, so it must compute the threshold from the data it gets.
+# to its own validation images and to made-up validation sets whose right thresholds differ, so
+# it must compute the threshold from the data it gets.
 #
 # <details><summary>Hint 1 (the idea)</summary>
 #
@@ -142,15 +143,17 @@ for t in (0.1, 0.3, 0.5, 0.7, 0.9):
 #
 # <details><summary>Hint 2 (the API)</summary>
 #
-# `sklearn.metrics.roc_curve(labels, scores)` returns `(fpr, tpr, thresholds)` with thresholds
-# falling; `np.argmax` of a boolean array gives the first `True`. Return a plain `float`.
+# `sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)` returns `(fpr, tpr,
+# thresholds)` with thresholds falling, every one of them (by default it leaves out thresholds
+# inside a run of positives, and the highest one you want may be among them); `np.argmax` of a
+# boolean array gives the first `True`. Return a plain `float`.
 # </details>
 
 
 # %%
 def choose_threshold(labels, p_pneumonia, target=0.98):
     ### BEGIN SOLUTION: return the highest threshold whose sensitivity on (labels, p_pneumonia) is >= target
-    fpr, tpr, thresholds = roc_curve(labels, p_pneumonia)
+    fpr, tpr, thresholds = roc_curve(labels, p_pneumonia, drop_intermediate=False)
     return float(thresholds[np.argmax(tpr >= target)])
     ### END SOLUTION
 
@@ -192,7 +195,8 @@ print(f"ROC-AUC {tl.roc_auc(test_labels, torch.stack([1 - p_pneumonia, p_pneumon
 
 # %% [markdown]
 # ## Graded cell
-# The grader checks that your threshold is your rule's answer on the validation split and
+# The grader tries your rule on made-up validation sets (new ones each time) whose right
+# thresholds differ, checks that your threshold is your rule's answer on the validation split and
 # recomputes the test rates you report. On the stand-in it also applies the rule to its own
 # images (chosen on one half, measured on the other); with `TLCOURSE_XRAY_DIR` set it loads your
 # `test/` folder itself and measures your model there at your threshold.

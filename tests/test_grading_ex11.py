@@ -80,6 +80,7 @@ def solved(setup):
         "finder": finder,
         "lr": lr,
         "optimizer": optimizer,
+        "scheduler": scheduler,
         "model": model,
     }
 
@@ -148,7 +149,7 @@ def test_a_rate_typed_in_fails(solved):
 
 
 def test_a_made_up_or_late_range_test_fails(solved, setup):
-    title = next(t for t in grade(**solved) if t.startswith("finder: a range test"))
+    title = next(t for t in grade(**solved) if t.startswith("finder: your range test"))
     linear = LRFinder(
         lrs=list(np.linspace(1e-4, 1e-1, 100)), losses=[1.6 - i / 100 for i in range(100)]
     )
@@ -167,7 +168,7 @@ def test_a_made_up_or_late_range_test_fails(solved, setup):
 
 def test_a_constant_rate_or_a_cycle_cut_short_fails(solved, setup):
     untrained, loader = setup
-    title = next(t for t in grade(**solved) if t.startswith("optimizer: the model's head"))
+    title = next(t for t in grade(**solved) if t.startswith("optimizer and scheduler:"))
     lr = solved["lr"]
     # constant rate: no OneCycleLR at all
     model = copy.deepcopy(untrained)
@@ -181,10 +182,9 @@ def test_a_constant_rate_or_a_cycle_cut_short_fails(solved, setup):
         optimizer, max_lr=lr, total_steps=EPOCHS * len(loader)
     )
     train(model.classifier[1], loader, optimizer, scheduler, step_per_batch=False)
-    assert title in failing(**solved | {"model": model, "optimizer": optimizer})
-    assert "step the scheduler once per batch" in details(
-        **solved | {"model": model, "optimizer": optimizer}
-    )
+    cut_short = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    assert title in failing(**solved | cut_short)
+    assert "step the scheduler once per batch" in details(**solved | cut_short)
     # the optimizer of another model
     assert title in failing(**solved | {"model": copy.deepcopy(solved["model"])})
 

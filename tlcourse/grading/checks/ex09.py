@@ -25,7 +25,9 @@ Two data sources, each re-measured with the grader's own loading and transforms:
 
 from __future__ import annotations
 
+import math
 import os
+import secrets
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -58,6 +60,11 @@ SAME = 1e-4  # two thresholds this close are the same (batching changes the last
 XRAY_ENV = "TLCOURSE_XRAY_DIR"
 XRAY_CLASSES = ["NORMAL", "PNEUMONIA"]
 XRAY_LAYOUT = "chest_xray/{train,test}/{NORMAL,PNEUMONIA}/*.jpeg"
+TARGET = 0.98  # choose_threshold's default target, given in the exercise
+# Made-up validation sets: (about where the right threshold lies, whether the positives around it
+# form one run with no healthy image between them: roc_curve's default drop_intermediate=True
+# then lists only the run's lowest threshold). Far apart, so no constant fits two of them.
+MADE_UP = [(0.3, False), (0.55, False), (0.8, False), (0.45, True)]
 FLOORS = {  # see the module docstring for where the real-data floors come from
     "stand-in": {"sensitivity": 0.9, "specificity": 0.7},
     "real": {"sensitivity": 0.9, "specificity": 0.6},
@@ -174,6 +181,90 @@ def _uses_its_data(o: dict, labels: np.ndarray, p: np.ndarray) -> float:
     return threshold
 
 
+def made_up_validation_set(
+    rng: np.random.Generator, near: float, run: bool
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(labels, P(PNEUMONIA), right threshold, the highest probability below it of a NORMAL).
+
+    60 PNEUMONIA and 60 NORMAL in random order. The right threshold (the highest whose
+    sensitivity is >= 0.98) is the 59th-highest PNEUMONIA probability, placed within 0.03 of
+    `near`; the next probability below it belongs to a NORMAL image 0.01-0.03 lower, except with
+    `run`, where one more PNEUMONIA lies between them (right below the right threshold, and one
+    right above it), so that roc_curve(drop_intermediate=True) lists only the run's lowest one.
+    Any threshold above the NORMAL's probability and at most the right one flags the same images
+    of both classes (with `run`: the same NORMAL ones and at least as many PNEUMONIA ones).
+
+    Example:
+        >>> labels, p, right, below = made_up_validation_set(np.random.default_rng(0), 0.3, False)
+        >>> below < right and np.mean(p[labels == 1] >= right) >= 0.98
+        True
+    """
+    right = near + rng.uniform(-0.03, 0.03)
+    gap = rng.uniform(0.01, 0.03)
+    below = right - (2 if run else 1) * gap
+    positives = [right, below - rng.uniform(0.02, 0.1)]  # the 59th and 60th highest
+    if run:  # the 60th right below, and the 58th right above, with no NORMAL in between
+        positives = [right, right - gap, right + gap]
+    positives += list(rng.uniform(right + 2 * gap, 0.995, 60 - len(positives)))
+    negatives = [below]
+    negatives += list(rng.uniform(0.005, below - 0.005, 40))
+    negatives += list(rng.uniform(right + 2 * gap, 0.995, 19))
+    p = np.array(positives + negatives)
+    labels = np.r_[np.ones(60, dtype=int), np.zeros(60, dtype=int)]
+    order = rng.permutation(len(p))
+    return labels[order], p[order], float(right), float(below)
+
+
+def _right_threshold(labels: np.ndarray, p: np.ndarray, target: float = TARGET) -> float:
+    """The highest probability t with mean(p[positive] >= t) >= target (the exercise's rule)."""
+    return float(next(t for t in np.unique(p)[::-1] if np.mean(p[labels == 1] >= t) >= target))
+
+
+def _tracks_the_right_threshold(o: dict) -> str:
+    """The rule on MADE_UP validation sets, with a fresh seed: NotYet unless every answer flags
+    what the right threshold flags (the run's lowest threshold is accepted, with a note)."""
+    seed = secrets.randbits(32)
+    rng = np.random.default_rng(seed)
+    rows, wrong, low_in_run = [], 0, False
+    for near, run in MADE_UP:
+        labels, p, right, below = made_up_validation_set(rng, near, run)
+        assert math.isclose(right, _right_threshold(labels, p))  # the set is what it says
+        answer = _rule(o, labels, p)
+        ok = below < answer <= right + 1e-6  # float32 rounding of `right` is fine
+        wrong += not ok
+        low_in_run |= ok and run and answer < right - 1e-6
+        rows.append(f"{answer:.3f} {'ok' if ok else 'wrong'} (right {right:.3f})")
+    if wrong:
+        raise NotYet(
+            f"on {len(MADE_UP)} made-up validation sets (seed {seed}) choose_threshold returned "
+            + "; ".join(rows)
+            + f". The right answer is the highest threshold whose sensitivity is >= {TARGET} "
+            f"(the default target): any threshold above the next lower NORMAL probability and "
+            "at most the right one counts. Compute it from the labels and probabilities given"
+        )
+    note = (
+        "; in the set with a run of PNEUMONIA around the answer your rule chose the run's lowest "
+        "threshold (roc_curve drops intermediate ones unless drop_intermediate=False): "
+        "accepted, it clears the same NORMAL images"
+        if low_in_run
+        else ""
+    )
+    return f"right on {len(MADE_UP)} made-up validation sets (seed {seed}){note}"
+
+
+@EX09.check(
+    f"choose_threshold returns the highest threshold whose sensitivity is >= {TARGET}, on "
+    f"{len(MADE_UP)} made-up validation sets whose right thresholds differ (0.3 to 0.8)",
+    points=2,
+    needs=("choose_threshold",),
+    hint="Walk the thresholds from high to low and stop at the first whose sensitivity reaches "
+    "target: roc_curve(labels, p, drop_intermediate=False) lists them. A number fixed in advance "
+    "(or one that barely depends on the data) fits one set only.",
+)
+def _ex09_rule(o: dict) -> str:
+    return _tracks_the_right_threshold(o)
+
+
 @lru_cache(maxsize=1)
 def _exercise_splits() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     """The exercise's own validation and test images, rebuilt exactly as the exercise builds them.
@@ -245,7 +336,7 @@ def _cross_fitted(o: dict) -> tuple[tuple[float, float], list[float]]:
 
 @EX09.check(
     "your threshold is choose_threshold's answer on your validation split, not on the test set",
-    points=2,
+    points=1,
     needs=("model", "choose_threshold", "threshold"),
     hint="Call your rule on the validation labels and probabilities and keep its answer; the test "
     "set is used once, afterwards, to report.",
@@ -290,7 +381,7 @@ def _ex09_sensitivity(o: dict) -> str:
 
 @EX09.check(
     "specificity (NORMAL cleared) >= 0.7 on the same images (>= 0.6 on real X-rays)",
-    points=3,
+    points=2,
     needs=("model", "choose_threshold", "threshold"),
     hint="A threshold near 0 finds every case but clears nobody: look at both rates on validation.",
 )
