@@ -20,8 +20,9 @@
 # - pick the device (cuda → mps → cpu) and write code that runs unchanged on each;
 # - train in **mixed precision** (`torch.autocast`: bf16 / fp16, and `GradScaler` for fp16) and
 #   with the `channels_last` memory layout, and check that the numbers barely change;
-# - cache features faster with the same numbers (1.5-2.4× on 2 CPU cores here; BatchNorm folded
-#   into the convolutions, channels_last), and opt in to bf16 where the CPU computes it natively;
+# - cache features faster with the same numbers (BatchNorm folded into the convolutions,
+#   channels_last; section 2 prints the speed-up on your machine), and opt in to bf16 where the CPU
+#   computes it natively;
 # - feed the device fast enough: DataLoader `num_workers` and `pin_memory`;
 # - run this course on a GPU;
 # - train on **several processes** with PyTorch's DistributedDataParallel (DDP) and `torchrun`,
@@ -90,7 +91,7 @@ if device.type != "cpu":  # on a GPU machine: the classic mistake, and its messa
 
 # %% [markdown]
 # ## 2. Mixed precision: `torch.autocast`
-# Numbers in a network do not need 24 bits of mantissa. Under `torch.autocast`, matrix products
+# Numbers in a network do not need float32's 24 significant bits (printed below). Under `torch.autocast`, matrix products
 # and convolutions run in a 16-bit format, while the weights, the optimizer and the sensitive
 # operations (softmax, losses, reductions) stay in float32.
 
@@ -101,7 +102,8 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):
     print(f"{str(dtype):<15} significant bits {bits:>2}  max {info.max:.3g}  smallest normal {info.tiny:.3g}")
 
 # %% [markdown]
-# - **fp16** has a small range: gradients below ~6e-8 become 0 ("underflow"). A `GradScaler`
+# - **fp16** has a small range: gradients below about 3e-8, half its smallest step above zero
+#   (printed below), become 0 ("underflow"). A `GradScaler`
 #   multiplies the loss by a large factor before backward, then divides the gradients back.
 #   Used on CUDA (and MPS); Tensor-Core GPUs run it fastest.
 # - **bf16** has float32's range with fewer digits: no scaler needed. CPUs with AVX-512/AMX bf16
@@ -113,6 +115,9 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):
 tiny_gradient = torch.tensor(1e-8)
 print("fp16:", tiny_gradient.half().item(), "| scaled by 65536 first:", (tiny_gradient * 65536).half().item() / 65536)
 assert tiny_gradient.half().item() == 0.0 and (tiny_gradient * 65536).half().item() > 0
+step = 2.0**-24  # fp16's smallest step above zero; values below half of it round to 0
+print(f"fp16's smallest step above zero: {torch.tensor(step).half().item():.1e}; below {step / 2:.0e} -> 0")
+assert torch.tensor(0.99 * step / 2).half().item() == 0 and torch.tensor(1.01 * step / 2).half().item() > 0
 
 # %% [markdown]
 # Autocast on a real network: EfficientNet-Lite0 (real ImageNet weights) on six real photos,
@@ -203,9 +208,9 @@ assert gap < 1e-4  # the same function, up to float rounding
 # the same features, timed side by side (rounds interleaved, so a busy spell slows all alike):
 # today's loop (`channels_last=False`: the model as it is), the default, and `precision="bf16"`,
 # which is fast only on CPUs with native bf16 (`tl.device.cpu_has_native_bf16()`; elsewhere it
-# warns and runs fp32) and on CUDA. bf16 stays opt-in although a head trained on bf16 features
-# scored within 0.008 of fp32's over 3 seeds (`make bench`, section 8): the defaults promise the
-# same features on every machine, and bf16 ones differ in the third digit.
+# warns and runs fp32) and on CUDA. bf16 stays opt-in although heads trained on bf16 features
+# score about as well as on fp32 ones (section 8 of the course's benchmarks, `make bench`): the
+# defaults promise the same features on every machine, and bf16 ones differ in the third digit.
 
 # %%
 cached = tl.load_splits("animals", {"images": 192}, image_size=96, seed=0)["images"]
@@ -231,7 +236,7 @@ for name in variants:
     print(f"{name:<26} {rate:>9.0f} {speedup[name]:>8.2f}x  max diff {(features[name] - reference).abs().max():.1e}, mean cosine {cosine.mean():.4f}")
 # float rounding: ~1e-5 of the largest feature on a CPU. CUDA runs fp32 convolutions in TF32
 # (10-bit mantissa) unless torch.backends.cudnn.allow_tf32 is False: each path rounds differently
-# through ~50 layers. Measured on an H200, relative to the largest feature: 2.4e-4 on these images,
+# through ~50 layers. Measured once on a data-centre GPU, relative to the largest feature: 2.4e-4 on these images,
 # 7e-3 on uniform noise, 3e-6 with TF32 off.
 tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
 tolerance = 2e-2 if tf32 else 1e-4
@@ -260,11 +265,13 @@ if device.type == "cpu" and platform.machine().lower() in ("x86_64", "amd64"):
 # scaler.step(optimizer); scaler.update()                # skips a step whose gradients overflowed
 # ```
 #
-# Same model, same data, float32 vs bf16 autocast: a small MLP on the 28×28 animal silhouettes.
+# Same model, same data, float32 vs bf16 autocast: a small MLP on the 28×28 animal silhouettes
+# (shape asserted below).
 # (Validation inside `fit` runs in float32.)
 
 # %%
 pixels, labels, classes = tl.load_animals()
+assert pixels.shape[1:] == (28, 28)  # 784 pixels per image
 rows = tl.stratified_split(labels, {"train": 3000, "val": 1000}, seed=0)
 datasets = {
     split: TensorDataset(torch.from_numpy(pixels[index]).float().div(255).flatten(1), torch.from_numpy(labels[index]))
@@ -315,7 +322,7 @@ assert loader.pin_memory == torch.cuda.is_available()  # tl.make_loaders pins on
 #   with CUDA; `tl.make_loaders` turns it on exactly then, and `tl.fit` copies with `non_blocking`.
 # - Rules of thumb on a GPU: start with `num_workers=4` (at most the CPU cores), keep
 #   `persistent_workers=True` so workers survive between epochs, and watch GPU utilisation
-#   (`nvidia-smi`): below ~90 % the loader is often the bottleneck.
+#   (`nvidia-smi`): if it stays well below full, the loader is often the bottleneck.
 # - Windows/macOS start workers with *spawn*: the dataset and `worker_init_fn` must be importable
 #   (module-level), which `tlcourse` guarantees; in your own notebooks keep `num_workers=0` if in doubt.
 #
@@ -337,7 +344,7 @@ assert loader.pin_memory == torch.cuda.is_available()  # tl.make_loaders pins on
 # ## 5. Several processes: DistributedDataParallel and `torchrun`
 # One process per GPU (or, here, per CPU core). `torchrun --nproc_per_node=N script.py` starts N
 # copies of the *same* script and gives each an identity in environment variables: `RANK`
-# (0…N-1), `LOCAL_RANK` (which GPU on this machine) and `WORLD_SIZE` (N). Then each process:
+# (0…N-1), `LOCAL_RANK` (which GPU on its machine) and `WORLD_SIZE` (N). Then each process:
 #
 # 1. joins the **process group** (`init_process_group`; backend *gloo* on CPU, *nccl* on CUDA);
 # 2. wraps the model in **`DistributedDataParallel`**: rank 0's weights are copied to all, and
@@ -404,9 +411,10 @@ def free_port() -> int:
 def run(command: list[str]) -> str:
     """Run a command in `folder` on the CPU; return its output (stderr shown only on failure)."""
     env = os.environ | {"TLCOURSE_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return result.stdout + f"(the whole run took {time.perf_counter() - start:.1f} s)\n"
 
 
 # %% [markdown]
@@ -441,8 +449,9 @@ assert abs(accuracy[1] - accuracy[2]) < 0.04  # margin 0.035, 3.5x the spread
 # The two runs are not bit-identical: `DistributedSampler` shuffles differently from a plain
 # shuffled loader. Without shuffling they are — `tests/test_distributed.py` checks that two
 # processes end with the same weights (up to float rounding) as one process with the combined batch.
-# On 2 CPU cores DDP is not faster (both processes share the cores, and they exchange gradients
-# after every step); its point is many GPUs or many machines. `make ddp-demo` runs the whole
+# Compare the two run times printed above: on a CPU both processes share the same cores, start
+# their own Python and exchange gradients after every step, so DDP gains little or nothing there;
+# its point is many GPUs or many machines. `make ddp-demo` runs the whole
 # transfer-learning demo this way.
 #
 # **Several machines**: start the same command on each, pointing to one rendezvous host:
@@ -461,15 +470,16 @@ assert abs(accuracy[1] - accuracy[2]) < 0.04  # margin 0.035, 3.5x the spread
 # ## Summary
 # - `tl.get_device()` picks cuda → mps → cpu; code that moves the model once and each batch as it
 #   comes runs anywhere. `TLCOURSE_DEVICE` overrides.
-# - `torch.autocast` runs matmuls/convolutions in 16 bits (bf16 or fp16) and keeps weights in
-#   float32; fp16 needs a `GradScaler`. Predictions barely change; GPUs gain about 2–3×.
+# - `torch.autocast` runs matmuls/convolutions in a 16-bit format (bf16 or fp16) and keeps weights in
+#   float32; fp16 needs a `GradScaler`. Predictions barely change; GPUs gain about 2–3× (the
+#   PyTorch recipe's figure in the table above).
 #   `channels_last` changes the memory layout, not the math. In `tl.fit`: `amp=True`,
 #   `channels_last=True`.
 # - Inference can also fold each BatchNorm into the convolution before it (exact in eval mode).
 #   `tl.extract_features`, `tl.evaluate` and `tl.predict` run such a folded channels_last copy by
-#   default on cpu and cuda (same features within float rounding; 1.5-2.4x faster on 2 CPU
-#   cores here);
-#   `precision="bf16"` is opt-in (features within cosine 0.99; fast only with native bf16).
+#   default on cpu and cuda (same features within float rounding; faster on x86 CPUs, asserted
+#   in section 2); `precision="bf16"` is opt-in (features within cosine 0.99 where it runs,
+#   asserted; fast only with native bf16).
 # - `num_workers` prepares batches in parallel; `pin_memory` + `non_blocking` speeds up copies to
 #   a CUDA GPU.
 # - DDP = N processes, each with a model copy and a share of the data, averaging gradients every
