@@ -19,7 +19,9 @@
 # **You practise:** training on imbalanced data (300 cows, only 10 sheep) so that the rare class
 # is still found. With a plain loss the model gets every cow right and calls a third or more of
 # the sheep "Cow" — the rare class pays for the common one. The grader measures Sheep recall and
-# macro-F1 itself on balanced held-out images.
+# macro-F1 itself on balanced held-out images, and it trains heads of its own on the same 310
+# training images, plain and with the `loss_fn` and `sampler` you pass: your remedy, and your
+# model, must find clearly more sheep than plain training does.
 #
 # **Which weights are real:** EfficientNet-Lite0 with its real ImageNet weights (frozen; only a
 # new head trains, on cached features).

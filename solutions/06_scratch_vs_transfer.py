@@ -213,8 +213,10 @@ figure
 # %% [markdown]
 # ## Graded cell
 # The grader measures both models on its own images (the curves' last points must agree with
-# them), checks that scratch had at least 20 times transfer's seconds and learned above chance,
-# tests `seconds_to_reach` on its own curves, and reads the race off your curves.
+# them; each curve needs at least 5 evaluations), checks that scratch starts from random weights
+# (none of its tensors may be ImageNet's, under any name or scale) and learned above chance, that
+# it had at least 20 times transfer's seconds (it counts scratch's training steps and times one
+# itself), tests `seconds_to_reach` on its own curves, and reads the race off your curves.
 
 # %% tags=["graded"]
 tl.check(

@@ -391,12 +391,18 @@ def first_at_least(seconds, accuracies, target):
 
 
 def ex06_objects(transfer, scratch, **overrides):
-    """Curves that end at the models' own test accuracy; scratch ran 20 x transfer's seconds."""
+    """Curves that end at the models' own test accuracy; scratch ran 20 x transfer's seconds.
+
+    Five points each: issue 25 wants several evaluations per curve (MIN_POINTS), not two typed in.
+    """
+    transfer_accuracy, scratch_accuracy = (
+        own_accuracy(m, EX06_CLASSES) for m in (transfer, scratch)
+    )
     objects = {
         "transfer_model": transfer,
         "scratch_model": scratch,
-        "transfer_curve": ([0.2, 0.4, 0.6], [0.5, 0.8, own_accuracy(transfer, EX06_CLASSES)]),
-        "scratch_curve": ([4.0, 8.0, 12.0], [0.2, 0.4, own_accuracy(scratch, EX06_CLASSES)]),
+        "transfer_curve": ([0.2, 0.3, 0.4, 0.5, 0.6], [0.5, 0.7, 0.8, 0.8, transfer_accuracy]),
+        "scratch_curve": ([4.0, 6.0, 8.0, 10.0, 12.0], [0.2, 0.3, 0.4, 0.4, scratch_accuracy]),
         "seconds_to_reach": first_at_least,
     }
     return objects | overrides
@@ -417,15 +423,17 @@ def test_ex06_pasted_curves_and_untrained_transfer_fail(transfer_ex06, scratch_e
     pasted = ex06_objects(
         lite0_frozen(len(EX06_CLASSES)),  # a new head, never trained
         scratch_ex06,
-        transfer_curve=([0.2, 0.4, 0.6], [0.5, 0.8, 0.95]),  # the solution's numbers
+        transfer_curve=([0.2, 0.3, 0.4, 0.5, 0.6], [0.5, 0.7, 0.8, 0.9, 0.95]),  # solution's
     )
     assert_fails("ex06", ["accuracy >= 0.75", "your curves end where"], **pasted)
-    backwards = ex06_objects(transfer_ex06, scratch_ex06, transfer_curve=([0.6, 0.4], [0.5, 0.9]))
+    backwards = ex06_objects(
+        transfer_ex06, scratch_ex06, transfer_curve=([0.6, 0.5, 0.4, 0.3, 0.2], [0.5] * 4 + [0.9])
+    )
     assert_fails("ex06", ["your curves end where", "20 times as long", "the race"], **backwards)
 
 
 def test_ex06_equal_budget_fails(transfer_ex06, scratch_ex06):
-    curve = ([0.2, 0.4, 0.6], [0.2, 0.3, own_accuracy(scratch_ex06, EX06_CLASSES)])
+    curve = ([0.2, 0.3, 0.4, 0.5, 0.6], [0.2] * 4 + [own_accuracy(scratch_ex06, EX06_CLASSES)])
     assert_fails(
         "ex06",
         ["20 times as long"],
@@ -448,8 +456,11 @@ def test_ex06_wrong_seconds_to_reach_fails(transfer_ex06, scratch_ex06, wrong):
 
 
 def test_ex06_race_lost_fails(transfer_ex06, scratch_ex06):
-    transfer = ([0.2, 0.4, 0.6], [0.3, 0.5, own_accuracy(transfer_ex06, EX06_CLASSES)])
-    scratch = ([0.3, 8.0, 14.0], [0.75, 0.3, own_accuracy(scratch_ex06, EX06_CLASSES)])
+    transfer = ([0.2, 0.3, 0.4, 0.5, 0.6], [0.3] * 4 + [own_accuracy(transfer_ex06, EX06_CLASSES)])
+    scratch = (
+        [0.3, 4.0, 8.0, 10.0, 12.0],
+        [0.75] + [0.3] * 3 + [own_accuracy(scratch_ex06, EX06_CLASSES)],
+    )
     objects = ex06_objects(
         transfer_ex06, scratch_ex06, transfer_curve=transfer, scratch_curve=scratch
     )
