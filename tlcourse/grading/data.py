@@ -82,30 +82,32 @@ def _grader_images(classes: list[str], per_class: int) -> tuple[np.ndarray, np.n
 # Drawn anew by `clear_outputs()` (the start of every `check()` call): the perturbation of the
 # held-out images is the same for every check of one call and different for the next call.
 _GRADING_SEED = [secrets.randbits(63)]
-MAX_SHIFT = 1  # pixels a held-out silhouette moves (of 28), in x and in y
-NOISE = 3.0  # standard deviation of the added grey-level noise (0-255 scale)
+CHANGED = 0.05  # share of each image's non-black pixels made one grey level darker
 
 
 def perturb(images: np.ndarray, seed: int) -> np.ndarray:
-    """Each (28, 28) uint8 image moved by up to 1 px in x and y, plus grey-level noise.
+    """Each (28, 28) uint8 image with a random 5 % of its non-black pixels one grey level darker.
 
-    Measured on a Lite0 head trained as in exercise 3 (5 classes, 250 images): 0.956 on the
-    images as shipped, 0.924-0.964 perturbed (4 seeds); rotations of 3 degrees or noise of 6
-    cost 0.02-0.05 more, so they are not used. No perturbed image equals its shipped original.
+    Invisible to a model (1/255 on a few pixels), but no image equals its shipped original, so
+    looking the graded image up in `tl.load_animals()` finds nothing. Stronger changes were
+    measured and rejected: a 1 px shift with noise of 3 grey levels cut an honest exercise-9
+    model's specificity from 0.865 to 0.56-0.76 and exercise 7's weighted Sheep recall from
+    about 0.75 to 0.39-0.51; a shift alone still cost exercise 9 0.12-0.17. (A *nearest*-image
+    lookup finds noisy images too: what stops a lookup is that the grader runs the model's own
+    layers; see `refuse_replaced_code` and docs/grading.md.)
 
     Example:
-        >>> perturb(np.zeros((1, 28, 28), np.uint8), seed=1).shape
-        (1, 28, 28)
+        >>> perturb(np.full((1, 28, 28), 255, np.uint8), seed=1).min()
+        254
     """
     rng = np.random.default_rng(seed)
-    m = MAX_SHIFT
-    padded = np.pad(images.astype(np.float32), ((0, 0), (m, m), (m, m)))
-    out = np.empty(images.shape, np.float32)
-    h, w = images.shape[1:]
-    for i, (dy, dx) in enumerate(rng.integers(0, 2 * m + 1, size=(len(images), 2))):
-        out[i] = padded[i, dy : dy + h, dx : dx + w]
-    out += rng.normal(0.0, NOISE, out.shape)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out = images.copy()
+    for image in out:
+        lit = np.flatnonzero(image)
+        if len(lit):
+            chosen = rng.choice(lit, max(1, round(CHANGED * len(lit))), replace=False)
+            image.flat[chosen] -= 1
+    return out
 
 
 def heldout_images(classes: list[str], per_class: int = 50) -> tuple[np.ndarray, np.ndarray]:
