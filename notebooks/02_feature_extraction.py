@@ -18,17 +18,19 @@
 #
 # **You will learn to**
 # - freeze every parameter with `requires_grad = False` and check what is still trainable;
-# - replace the head: ResNet `fc` (5 classes), VGG `classifier[6]` (10 classes), a custom
-#   multi-layer head with dropout;
+# - replace the head: ResNet `fc`, VGG `classifier[6]`, a custom multi-layer head with dropout;
 # - build an optimizer over the head only, and train it with `tl.fit` on your device;
 # - write the training loop by hand (train/eval modes, the 5 steps of a batch, sample-weighted
 #   metrics, best weights kept) and check that `tl.fit` gives the same numbers, to the last bit;
-# - make training tens to hundreds of times faster with **feature caching** (run the frozen
-#   backbone once; 30-184× in two runs on 2 CPU cores here);
+# - make training many times faster with **feature caching**: run the frozen backbone once
+#   (section 4 measures the speed-up on your machine);
 # - spot a classic bug: `model.fc.requires_grad = True` trains nothing.
 #
 # *Feature extraction* = the pretrained backbone stays fixed and only a new head learns. It is the
 # first thing to try on a new task: fast, needs little data, hard to overfit.
+#
+# **The data** is small on purpose, so that every cell runs in seconds on a laptop: tiny grey
+# animal silhouettes, scaled up to the size the network gets (section 3 prints both sizes).
 
 # %%
 # %matplotlib inline
@@ -103,16 +105,23 @@ del vgg, custom
 
 # %% [markdown]
 # ## 3. Train a head on real pretrained features
-# The offline pretrained model is EfficientNet-Lite0 (real ImageNet weights). The task: 10 animal
-# silhouettes — nothing like ImageNet photos, a good test of how generic the features are.
-# 1,000 training images, 200 for validation, 1,000 held-out test images, 96×96 pixels.
+# The offline pretrained model is EfficientNet-Lite0 (real ImageNet weights). The task: 10 kinds
+# of animal silhouettes — nothing like ImageNet photos, a good test of how generic the features
+# are. Each image is a 28 × 28 grey silhouette, scaled up to 96 × 96 pixels and repeated over the
+# 3 colour channels the network expects: the network sees smooth, blown-up shapes, not photos.
+# 1,000 training images, 200 for validation, 1,000 held-out test images.
 
 # %%
 splits = tl.load_splits("animals", {"train": 1000, "val": 200, "test": 1000}, image_size=96, seed=0)
 loaders = tl.make_loaders(splits, batch_size=64, seed=0)
 classes = splits["train"].classes
 images, labels = next(iter(loaders["train"]))
-print(images.shape, labels[:8].tolist())
+raw_images = tl.load_animals()[0]  # the data set as shipped
+print(f"{len(classes)} classes; shipped as {raw_images.shape[1]}x{raw_images.shape[2]} grey images; "
+      f"a batch for the network: {tuple(images.shape)}")
+print({name: len(split) for name, split in splits.items()}, labels[:8].tolist())
+assert len(classes) == 10 and raw_images.shape[1:] == (28, 28) and images.shape[1:] == (3, 96, 96)
+assert {name: len(split) for name, split in splits.items()} == {"train": 1000, "val": 200, "test": 1000}
 tl.show_images(tl.to_displayable(images[:16]), labels[:16], classes, title="training images (96 px)")
 
 # %%
@@ -121,7 +130,10 @@ tl.freeze(model)
 head = tl.replace_head(model, num_classes=10)
 tl.freeze_batchnorm(model)  # keep BatchNorm's ImageNet statistics (why: notebook 03)
 assert tl.trainable_names(model) == ["classifier.1.weight", "classifier.1.bias"]
+print(model.classifier)  # Lite0's head: dropout, then the new linear layer
 start_model = copy.deepcopy(model)  # same start for the cached run below
+# 1,000 training images in batches of 64: 15 full batches and a 16th of 40
+assert len(loaders["train"]) == 16 and len(splits["train"]) - 15 * 64 == 40
 
 # %% [markdown]
 # ### The training loop, by hand
@@ -224,15 +236,23 @@ print(f"through the frozen model: {seconds_per_epoch_full:.2f} s/epoch, test acc
 # ## 4. Feature caching
 # The backbone is frozen: it maps each image to the *same* 1280 numbers every epoch. So compute
 # them once, store them, and train the head on the stored vectors. `tl.extract_features` runs the
-# model once in eval mode and records the input of the head.
+# model once in eval mode and records the input of a layer you name.
+#
+# Which layer? Lite0's `classifier` is *two* modules: `Dropout(0.2)`, then the linear layer. By
+# default `extract_features` records the input of the linear layer: in eval mode the dropout does
+# nothing, so that vector is the same, but a head trained on it alone trains *without* dropout,
+# while `tl.fit` on the full model applies it in train mode. To train the same thing, record
+# the input of the whole `classifier` and train the whole `classifier` on the cache.
 
 # %%
 started = time.perf_counter()
-features = {name: tl.extract_features(start_model, loader) for name, loader in loaders.items()}
+features = {name: tl.extract_features(start_model, loader, layer="classifier")
+            for name, loader in loaders.items()}
 extract_seconds = time.perf_counter() - started
 print({name: tuple(f.tensors[0].shape) for name, f in features.items()}, f"in {extract_seconds:.1f} s")
 
-cached_head = tl.get_head(start_model)[1]
+cached_head = start_model.classifier  # Dropout(0.2) + Linear: the head the full run trained
+initial_head = copy.deepcopy(cached_head.state_dict())  # the start both runs share
 feature_loaders = {
     "train": DataLoader(features["train"], batch_size=64, shuffle=True, generator=tl.make_generator(0)),
     "val": DataLoader(features["val"], batch_size=256),
@@ -243,12 +263,28 @@ seconds_per_epoch_cached = cached_history.seconds[-1]
 cached_accuracy = tl.evaluate(cached_head, feature_loaders["test"])["accuracy"]
 speedup = seconds_per_epoch_full / seconds_per_epoch_cached
 print(f"cached: {seconds_per_epoch_cached * 1000:.1f} ms/epoch ({speedup:.0f}x faster), test accuracy {cached_accuracy:.3f}")
-assert speedup > 10  # 2 CPU cores: 30x and 184x in two runs; 1 thread: 387-670x over 3 seeds
-# same recipe, same result up to dropout noise: |difference| 0.008 here (0.862 vs 0.854),
-# 0.003-0.006 in an earlier check over 3 seeds; margin >3x
-assert abs(cached_accuracy - full_accuracy) < 0.03
+assert speedup > 10  # the cache skips the frozen backbone's forward pass; 2 CPU cores: 30-232x in 3 runs
+
+# Same start, same recipe: the two runs differ only by chance (the order of the batches, the
+# dropout masks). How much can chance move the accuracy? The cached recipe again, 5 other seeds:
+reruns = []
+for seed in range(1, 6):
+    tl.seed_everything(seed)
+    rerun = copy.deepcopy(cached_head)
+    rerun.load_state_dict(initial_head)
+    shuffled = DataLoader(features["train"], batch_size=64, shuffle=True, generator=tl.make_generator(seed))
+    tl.fit(rerun, shuffled, feature_loaders["val"], epochs=2, lr=1e-3, device=device, progress=False)
+    reruns.append(tl.evaluate(rerun, feature_loaders["test"])["accuracy"])
+print(f"cached, 5 other seeds: {min(reruns):.3f} to {max(reruns):.3f}; "
+      f"full minus cached: {full_accuracy - cached_accuracy:+.3f}")
+# measured (2 CPU cores): full 0.862, cached 0.852, the 5 reruns 0.847-0.857, so the 6 runs of the
+# recipe spread over 0.015; the margin, 0.05, is more than 3x that
+assert abs(cached_accuracy - full_accuracy) < 0.05
 
 # %% [markdown]
+# Caching changed the cost of an epoch (the speed-up printed above), not what is trained: the
+# difference between the full and the cached run is of the size the seeds alone produce.
+#
 # ### `tl.fit` is the loop we wrote
 # Epochs now cost milliseconds, so check the claim of section 3: train the same starting head
 # twice, once with `fit_by_hand` and once with `tl.fit` (its defaults: Adam over the trainable
@@ -283,21 +319,20 @@ assert all(torch.equal(value, fit_state[name]) for name, value in hand_head.stat
 print("identical losses, accuracies, best epoch and weights")
 
 # %% [markdown]
-# With epochs this cheap we can afford many. 30 epochs on cached features take a few
-# seconds at most (0.5-4 s in two runs on 2 CPU cores here):
+# With epochs this cheap we can afford many: 30 of them (the time is printed).
 
 # %%
-cached_head.reset_parameters()
+cached_head[1].reset_parameters()
 history = tl.fit(cached_head, feature_loaders["train"], feature_loaders["val"], epochs=30, lr=1e-3, progress=False)
 head_accuracy = tl.evaluate(cached_head, feature_loaders["test"])["accuracy"]
 print(f"30 epochs in {sum(history.seconds):.1f} s, best epoch {history.best_epoch}, test accuracy {head_accuracy:.3f}")
-assert head_accuracy >= 0.85  # 3 seeds: 0.913-0.917 (spread 0.004)
+assert head_accuracy >= 0.85  # measured 0.913; 3 seeds spread 0.004: the floor is 15x that below
 history.plot(title="linear head on cached EfficientNet-Lite0 features")
 
 # %% [markdown]
-# The head we trained on cached features *is* the model's head (`start_model.classifier[1]`), so
+# The head we trained on cached features *is* the model's head (`start_model.classifier`), so
 # the full model now classifies raw images exactly as the head classifies cached features
-# (checked on the 200 validation images to save time):
+# (checked on the validation images, to save time):
 
 # %%
 full_model_val = tl.evaluate(start_model, loaders["val"])["accuracy"]
@@ -307,8 +342,9 @@ assert abs(full_model_val - cached_val) < 1e-6
 
 # %% [markdown]
 # ## 5. A custom multi-layer head
-# A hidden layer with dropout can squeeze a little more out of the features. On cached features
-# trying it costs seconds.
+# A hidden layer with dropout is another head to try; on cached features trying it costs
+# seconds. (One seed each: a small difference between the two may be chance, as section 4's
+# reruns showed.)
 
 # %%
 tl.seed_everything(0)
@@ -330,7 +366,8 @@ tl.plot_history(history, mlp_history, labels=["linear", "MLP"])
 #   `torch.inference_mode()`; a copy of the best weights, restored at the end. `tl.fit` is that
 #   loop (same seed: the same numbers, bit for bit) plus options.
 # - A frozen backbone gives the same features every epoch: cache them (`tl.extract_features`) and
-#   train heads in milliseconds, with the same accuracy.
+#   train heads in milliseconds. Cache the input of the whole head (here `classifier`, dropout
+#   included) and the cached run trains what the full run trains.
 #
 # **Try next:** `image_size=64` or `128` (speed vs accuracy); 100 instead of 1000 training images;
 # `efficientnet_lite2` as the backbone. Then open `03_fine_tuning`.
