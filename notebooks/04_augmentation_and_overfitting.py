@@ -29,7 +29,7 @@
 #
 # A word on seeds: the same seed gives slightly different numbers on another CPU (its kernels
 # round differently, so training takes another path). Where two set-ups end up close, this
-# notebook trains each with 3 seeds and compares the means; every assert says what spread
+# notebook trains each with several seeds and compares the means; every assert says what spread
 # between seeds it allows for.
 
 # %%
@@ -57,6 +57,8 @@ tl.freeze(model)
 tl.replace_head(model, num_classes=10)
 features = {name: tl.extract_features(model, loader) for name, loader in loaders.items()}
 print({name: len(f) for name, f in features.items()}, "cached 1280-d feature vectors")
+assert {name: len(f) for name, f in features.items()} == {"train": 100, "val": 500, "test": 1000}
+assert (np.bincount(features["train"].tensors[1].numpy()) == 10).all()  # 10 training images a class
 
 
 def feature_loader(dataset, shuffle=False, seed=0):
@@ -74,11 +76,14 @@ def new_head(hidden=512, dropout=0.0, seed=0) -> nn.Module:
 
 # %% [markdown]
 # ## 1. Overfitting, made visible
-# An MLP head with 660 k parameters and 100 examples: it can memorise them. Train long, without
-# early stopping or best-weights restore, and watch both curves.
+# An MLP head with hundreds of thousands of parameters (the count is printed below) and 100
+# examples: it can memorise them. Train long, without early stopping or best-weights restore,
+# and watch both curves.
 
 # %%
 head = new_head()
+print(f"head parameters: {tl.count_params(head)[0]:,} for {len(features['train'])} training images")
+assert tl.count_params(head)[0] == 1280 * 512 + 512 + 512 * 10 + 10
 history = tl.fit(head, feature_loader(features["train"], True), feature_loader(features["val"]),
                  epochs=150, lr=1e-3, restore_best=False, progress=False)
 best = min(range(150), key=lambda e: history.val_loss[e])
@@ -179,6 +184,7 @@ augmented = tl.ImageArrayDataset(splits["train"].images, splits["train"].labels,
 copies = [tl.extract_features(model, DataLoader(augmented, batch_size=100)) for _ in range(10)]
 augmented_features = ConcatDataset([features["train"], *copies])
 print(len(augmented_features), "training feature vectors (100 originals + 10 augmented copies)")
+assert len(augmented_features) == 1100  # 100 originals + 1000 augmented
 
 results, accuracy, lowest = {}, {}, {}
 for name, train_set in [("no augmentation", features["train"]), ("augmentation x10", augmented_features)]:
@@ -202,7 +208,8 @@ tl.plot_history(*(runs[0] for runs in results.values()), labels=list(results))
 # %% [markdown]
 # ## 3. Choosing the learning rate
 # Too small: nothing happens in the epochs you can afford. Too large: the loss jumps around or
-# diverges. A sweep over powers of ten, a few epochs each, on cached features takes seconds.
+# diverges. A sweep over powers of ten, a few epochs each, is cheap on cached features. It picks
+# the rate on the **validation** set, never on the test set.
 
 # %%
 sweep = {}
@@ -225,8 +232,8 @@ figure
 # %% [markdown]
 # A **scheduler** lowers the learning rate as training goes on: big steps first, fine steps at the
 # end. `tl.fit(..., scheduler=...)` steps it once per epoch; cosine annealing is a good default.
-# What does it buy? Train the same head (same seed) for 20 epochs at 1e-3, at the top of the
-# sweep, with and without the cosine decay, and compare where the validation loss ends.
+# What does it buy? Train the same head (same seed) for 20 epochs starting at 1e-3, with and
+# without the cosine decay, and compare where the validation loss ends.
 
 # %%
 schedules = {}  # name -> (history, head)
@@ -249,9 +256,9 @@ assert max(cosine.val_loss[15:]) - min(cosine.val_loss[15:]) < 0.02
 tl.plot_history(constant, cosine, labels=["constant 1e-3", "cosine 1e-3 -> 0"])
 
 # %% [markdown]
-# With the decay, the last epochs take small steps: the validation loss settles (it hardly moves
-# over the last 5 epochs) and ends lower. At a constant rate the head keeps taking big steps to
-# the end, and its validation loss drifts up as in section 1.
+# With the decay, the last epochs take small steps: the validation loss settles (it moves by
+# less than 0.02 over the last 5 epochs, asserted) and ends lower than at a constant rate
+# (asserted), where the head keeps taking big steps to the end.
 #
 # ## 4. Look at the mistakes
 # Before tuning anything else, look at the test images the model gets *most* wrong. The loss of
@@ -284,8 +291,9 @@ assert (probabilities[indices].argmax(1) != test_labels[indices]).all() and (p_t
 assert top_values.min() > 100 * losses.median()
 
 # %% [markdown]
-# Look at the horses in the gallery: most are seen from the front, or only the head shows. Now
-# look at every horse the model was trained on:
+# Look at the horses in the gallery (the assert below checks there is at least one): how is
+# each seen — from the side, from the front, only the head? Now look at every horse the model
+# was trained on:
 
 # %%
 horse = classes.index("Horse")
@@ -295,15 +303,18 @@ assert (test_labels[indices] == horse).sum() >= 1  # 27 runs: 3 to 6 of the top 
 tl.show_images(tl.to_displayable(train_horses), columns=10, title="all 10 training horses")
 
 # %% [markdown]
-# All side views. Flips, crops and small rotations re-draw the views we already have; none of
-# them turns a side view into a front view. The gallery tells us what would help: a few horses
-# seen from the front (data), not stronger augmentation or a longer training run.
+# Compare the two: which views of a horse does the gallery show that the 10 training horses
+# show rarely or not at all? Flips, crops and small rotations re-draw the views the training
+# set already has; none of them turns a side view into a front view. Where the confident
+# mistakes come from views the training set lacks, what helps is a few more images seen that way
+# (data), not stronger augmentation or a longer training run.
 #
 # ## 5. Regularisation: dropout and weight decay
 # Dropout zeroes random hidden units during training, so the head cannot rely on any single one;
 # weight decay pulls weights towards zero (use `AdamW` for decoupled decay). Both narrow the gap
-# between training and validation loss. Back to the 100 original images, 60 epochs, no early
-# stop, 3 seeds per variant (the differences are a few hundredths; dropout adds its own noise):
+# between training and validation loss (asserted below). Back to the 100 original images, 60
+# epochs, no early stop, 3 seeds per variant (the differences are small, and dropout adds its
+# own noise):
 
 # %%
 variants = {"none": (0.0, 0.0), "dropout 0.5": (0.5, 0.0), "weight decay 0.5": (0.0, 0.5), "both": (0.5, 0.5)}
@@ -339,10 +350,10 @@ tl.plot_history(regularised["none"], regularised["both"], labels=["none", "dropo
 # - Sweep the learning rate over powers of ten before anything else; add a cosine schedule
 #   (fine steps at the end: the validation loss settles, lower).
 # - Look at the top losses (`tl.top_losses`, `tl.plot_top_losses`): the confident mistakes show
-#   what the training data lacks (here: horses seen from the front), which augmentation cannot
-#   invent.
+#   what the training data lacks (for instance views of a class it never shows), which
+#   augmentation cannot invent.
 # - Dropout and weight decay shrink the train/validation gap.
-# - Claims that rest on a few hundredths are compared as means over seeds.
+# - Claims about small differences are compared as means over seeds.
 #
 # **Try next:** 30 instead of 10 images per class — which technique still matters? Add
 # `v2.RandomErasing`; try `patience=5`. Next: `05_class_imbalance`.
