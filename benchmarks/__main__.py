@@ -1,6 +1,6 @@
 """`python -m benchmarks [--only NAME,...] [--quick] [--out docs]`: run, then write the report.
 
-Runs the benchmarks of issue 7 (1-7) and issue 17 (8, extraction) one after another (each in
+Runs the benchmarks 1-7 and 8 (extraction) one after another (each in
 this process, except the notebook suite and the demo, which run as child processes so their
 memory is their own) and writes `<out>/benchmarks.md` plus `<out>/bench_*.png`. Exit status 1
 if a benchmark crashed. `BENCH_THREADS=N` sets torch's thread count (default: torch's own, one

@@ -1,4 +1,4 @@
-"""Goal 8 (issue 17): the frozen forward pass at the CPU's speed, with the same answers.
+"""Goal 8: the frozen forward pass at the CPU's speed, with the same answers.
 
 `tl.extract_features` three ways on pretrained EfficientNet-Lite0 at 96 px: today's loop (fp32,
 the model as it is: NCHW, BatchNorm separate), the defaults (a copy with BatchNorm folded into
@@ -36,7 +36,7 @@ from tlcourse.device import cpu_has_native_bf16
 
 DEFAULT_GOAL, BF16_GOAL, ACCURACY_TOLERANCE = 1.5, 2.0, 0.01
 # largest |difference| / largest |feature|: float rounding, not a change (~1e-5 on a CPU). CUDA's
-# TF32 convolutions (cudnn.allow_tf32, on by default) round each path differently: on an H200,
+# TF32 convolutions (cudnn.allow_tf32, on by default) round each path differently: on a GPU,
 # 2.4e-4 on the course's images, 7e-3 on uniform noise, 3e-6 with TF32 off.
 FEATURE_TOLERANCE, TF32_FEATURE_TOLERANCE = 1e-4, 2e-2
 SEEDS = (0, 1, 2)
@@ -91,14 +91,15 @@ def run(quick: bool, out: Path) -> Section:
 
     section = Section(
         "extraction",
-        "8. Frozen forward pass: tl.extract_features today vs defaults vs bf16 (issue 17)",
+        "8. Frozen forward pass: tl.extract_features before vs defaults vs bf16",
         [
             f"Pretrained EfficientNet-Lite0, frozen, at 96 px, batch 64, on {device} with "
             f"{torch.get_num_threads()} torch threads. Speed: `tl.extract_features` over "
             f"{timed_images} pre-decoded images, the variants interleaved with a rotating order, "
             f"{rounds} rounds after a warm-up round; a speed-up is the median over rounds of "
             "today's seconds / the variant's seconds in the same round (paired).",
-            f"Today = `extract_features(channels_last=False)`: the loop before issue 17. FLOPs "
+            f"Today = `extract_features(channels_last=False)`: the plain loop (the model as it is, "
+            f"no folding, no channels_last). FLOPs "
             f"per image counted by `torch.utils.flop_counter.FlopCounterMode` on one forward "
             f"pass ({flops / 1e9:.3f} GFLOP; convolutions and matmuls, 2 per multiply-add). "
             f"Peak: {peak_how or 'not computed (not on the CPU)'}.",
@@ -201,7 +202,7 @@ def cpu_peak_flops(threads: int) -> tuple[float, str]:
     The clock is the highest "cpu MHz" in /proc/cpuinfo (no boost clock is visible in a VM).
 
     Example:
-        >>> cpu_peak_flops(2)[0] / 1e9  # 2 threads x 2.6 GHz x 32 on this machine's Zen 4
+        >>> cpu_peak_flops(2)[0] / 1e9  # 2 threads x 2.6 GHz x 32 on a Zen 4 CPU
         166.1
     """
     try:
@@ -269,7 +270,7 @@ def _notes(bf16_here: bool, device, peak: float) -> list[str]:
         "bf16 stays opt-in: the goals define the defaults as exact (features within float "
         "tolerance), and a bf16 default would give different features on CPUs with and "
         "without native bf16. The head's accuracy from bf16 features is in the table.",
-        "On CUDA (an H200, torch 2.11, measured once for issue 17): the folded channels_last "
+        "On CUDA (one data-centre GPU, torch 2.11, measured once): the folded channels_last "
         "copy ran Lite0 2.1x faster at 96 px (batch 256) and 1.4x at 224 px (batch 128); fp16 "
         "and bf16 autocast on top 2.1x / 2.0x and 2.1x / 1.9x; fit(channels_last=True) was not "
         "faster there (0.94x fp32, 1.00x fp16).",

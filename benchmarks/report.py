@@ -39,7 +39,7 @@ def render(
 ) -> str:
     """The whole report as markdown text."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    lines = ["# Benchmarks (issue 7)", ""]
+    lines = ["# Benchmarks: is the course fast?", ""]
     if quick:
         lines += [QUICK_BANNER, ""]
     lines += [
