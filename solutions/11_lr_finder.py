@@ -83,8 +83,9 @@ def choose_lr(lrs, losses):
     ### END SOLUTION
 
 
-curve = [2.3] * 10 + [2.3, 2.2, 1.2, 0.9, 5.0]  # ten flat points, then a fall at 1e-2
-print(choose_lr([1e-4] * 10 + [1e-4, 1e-3, 1e-2, 1e-1, 1.0], curve))  # 0.01
+demo_lrs = list(np.logspace(-6, -4.5, 10)) + [1e-4, 1e-3, 1e-2, 1e-1, 1.0]  # growing, distinct
+demo_losses = [2.3] * 10 + [2.3, 2.2, 1.2, 0.9, 5.0]  # ten warm-up points, then a fall at 1e-2
+print(choose_lr(demo_lrs, demo_losses))  # 0.01: steepest just before the minimum at 0.1
 
 # %% [markdown]
 # ## 2. The range test, and the rate your rule reads off it

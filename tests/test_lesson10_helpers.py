@@ -5,6 +5,7 @@ for bad inputs (docs/errors.md)."""
 import copy
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -203,3 +204,27 @@ def test_show_gradcam_draws_each_image_and_checks_shapes():
     assert isinstance(figure, Figure) and len([ax for ax in figure.axes if ax.images]) == 2
     with pytest.raises(ValueError, match="do not match images"):
         tl.show_gradcam(images, cams[:1])
+
+
+def test_suggest_lr_skips_warm_up_points_before_taking_slopes():
+    """Repeated rates in the warm-up used to divide by zero in np.gradient: NaN won argmin."""
+    lrs = [1e-4] * 10 + [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    assert suggest_lr(lrs, [2.3] * 11 + [2.2, 1.2, 0.9, 5.0]) == 0.01
+
+
+def test_exercise_11_demo_prints_what_its_comment_says(capsys):
+    """The demo under choose_lr (solution, and the learner's blank) says '# 0.01'."""
+    import numpy as np
+
+    source = (Path(__file__).parents[1] / "solutions" / "11_lr_finder.py").read_text()
+    start = source.index("def choose_lr(")
+    end = source.index("\n", source.index("print(choose_lr(demo_lrs, demo_losses))"))
+    block = source[start:end]
+    assert "# 0.01" in block
+    exec(block, {"np": np})
+    assert capsys.readouterr().out.strip() == "0.01"
+    namespace = {"np": np}
+    exec(block.split("\n\n\ndemo_lrs")[0], namespace)
+    demo = block[block.index("demo_lrs =") :].split("\nprint")[0]
+    exec(demo, namespace)
+    assert suggest_lr(namespace["demo_lrs"], namespace["demo_losses"]) == 0.01

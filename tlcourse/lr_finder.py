@@ -65,16 +65,24 @@ def suggest_lr(lrs: list[float], losses: list[float], skip: int = 10) -> float:
     Example:
         >>> suggest_lr([1e-4, 1e-3, 1e-2, 1e-1, 1.0], [2.3, 2.2, 1.2, 0.9, 5.0], skip=0)
         0.01
+        >>> warm_up = [1e-4] * 10  # repeated rates before the fall: cut off before the slopes
+        >>> suggest_lr(warm_up + [1e-4, 1e-3, 1e-2, 1e-1, 1.0], [2.3] * 11 + [2.2, 1.2, 0.9, 5.0])
+        0.01
     """
     if len(lrs) != len(losses) or len(lrs) < skip + 3:
         raise ValueError(
             f"suggest_lr: {len(lrs)} learning rates and {len(losses)} losses; need the same "
             f"number, at least {skip + 3}: run more steps or raise diverge"
         )
-    log_lrs, losses = np.log10(np.asarray(lrs)), np.asarray(losses, dtype=float)
-    lowest = skip + int(np.argmin(losses[skip:]))  # where the loss bottoms out
+    # the first `skip` points are cut off before the slopes: a rate repeated there would divide
+    # by zero (np.gradient over equal rates), and NaN wins np.argmin
+    log_lrs = np.log10(np.asarray(lrs, dtype=float)[skip:])
+    losses = np.asarray(losses, dtype=float)[skip:]
+    lowest = int(np.argmin(losses))  # where the loss bottoms out
+    if lowest == 0:
+        return float(lrs[skip])
     slopes = np.gradient(losses[: lowest + 1], log_lrs[: lowest + 1])  # d loss / d log10(lr)
-    return float(lrs[skip + int(np.argmin(slopes[skip:]))]) if lowest > skip else float(lrs[skip])
+    return float(lrs[skip + int(np.nanargmin(slopes))])
 
 
 def _forever(loader: DataLoader):
