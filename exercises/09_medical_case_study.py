@@ -16,14 +16,14 @@
 # %% [markdown]
 # # Exercise 9 · Advanced: the medical case study pipeline
 #
-# **The syllabus task:** classify chest X-rays as NORMAL or PNEUMONIA with a pretrained model,
+# **The task:** classify chest X-rays as NORMAL or PNEUMONIA with a pretrained model,
 # choose the decision threshold on **validation** data, and report **sensitivity** (how many sick
 # patients are found) and **specificity** (how many healthy ones are cleared) on the test set,
 # once, instead of accuracy alone.
 #
-# **Honest about the data:** no X-ray data can be downloaded here. If you have the public
-# "Chest X-Ray Images (Pneumonia)" set (Kermany et al.; train 1,341 NORMAL : 3,875 PNEUMONIA,
-# about 1 : 2.9; test 234 : 390, 62.5 % pneumonia; download it from Kaggle,
+# **Honest about the data:** the course ships no X-rays and cannot download any. If you have
+# the public "Chest X-Ray Images (Pneumonia)" set (Kermany et al.; train 1,341 NORMAL : 3,875
+# PNEUMONIA, about 1 : 2.9; test 234 : 390, 62.5 % pneumonia; download it from Kaggle,
 # `paultimothymooney/chest-xray-pneumonia`, or Mendeley Data, doi:10.17632/rscbjbr9sj.2), set
 # `TLCOURSE_XRAY_DIR` to its `chest_xray` folder (with `train/{NORMAL,PNEUMONIA}` and
 # `test/{NORMAL,PNEUMONIA}`) before starting Jupyter, and the same code runs on it and is graded
@@ -47,6 +47,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 import tlcourse as tl
+from tlcourse.imagefolder import patient_id, split_by_patient
 
 tl.seed_everything(0)
 device = tl.get_device()
@@ -75,15 +76,23 @@ if STANDIN:  # the ratio chosen for the stand-in: 1 : 3 in both splits
 
 # %% [markdown]
 # The threshold will be chosen on a **validation split**: 20 % of the training folder,
-# stratified. The test set is not looked at until the end. (The real dataset's own `val/`
-# folder has only 16 images: too few to choose anything.)
+# stratified and **by patient**: the real set's file names say whose image it is
+# (`person12_virus_3.jpeg` is patient `person12`), and all of a patient's images stay on one
+# side, so validation never scores the model on a patient it trained on (as in notebook 07; the
+# stand-in's files are one image per "patient"). The test set is not looked at until the end.
+# (The real dataset's own `val/` folder has only 8 images per class: too few to choose anything.)
 
 # %%
 targets = np.array(train_folder.targets)
-parts = tl.stratified_split(targets, {"train": len(targets) - len(targets) // 5, "val": len(targets) // 5})
+parts = split_by_patient([path for path, _ in train_folder.samples], targets, val_fraction=0.2)
 train_set, val_set = Subset(train_folder, parts["train"]), Subset(train_folder, parts["val"])
 val_labels = targets[parts["val"]]
-print(f"train {len(train_set)}, validation {len(val_set)} ({val_labels.sum()} pneumonia), test {len(test_set)}")
+patients = {name: {patient_id(train_folder.samples[i][0]) for i in index} for name, index in parts.items()}
+assert patients["train"].isdisjoint(patients["val"])  # no patient on both sides
+print(f"train {len(train_set)}, validation {len(val_set)} ({val_labels.sum()} pneumonia; "
+      f"{len(patients['val'])} patients, none in train), test {len(test_set)}")
+if STANDIN:  # one image per patient: 20 % of 240
+    assert len(val_set) == len(patients["val"]) == 48
 
 # %% [markdown]
 # ## 1. Train: frozen pretrained backbone, new 2-class head, class weights

@@ -29,6 +29,7 @@ from xray_folder import write_xray_layout
 
 import tlcourse as tl
 from tlcourse.grading import CheckFailed
+from tlcourse.imagefolder import patient_id, split_by_patient
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "09_medical_case_study.ipynb"
@@ -54,8 +55,11 @@ def xray_run(xray_dir):
     test = tl.load_imagefolder(xray_dir / "test", transform)
     assert len(train.skipped) == 0 and len(test.skipped) == 1  # the broken JPEG
     targets = np.array(train.targets)
-    parts = tl.stratified_split(targets, {"train": len(targets) - len(targets) // 5,
-                                          "val": len(targets) // 5})  # fmt: skip
+    paths = [path for path, _ in train.samples]
+    parts = split_by_patient(paths, targets, val_fraction=0.2)  # as the solution and the grader
+    patients = {k: {patient_id(paths[i]) for i in index} for k, index in parts.items()}
+    assert len(patients["val"]) < len(parts["val"])  # several images per patient: a real test
+    assert patients["train"].isdisjoint(patients["val"])
     model = lite0_frozen(2)
     features = tl.extract_features(model, DataLoader(Subset(train, parts["train"]), 120))
     train_head(model, features, loss_fn=nn.CrossEntropyLoss(tl.class_weights(features.tensors[1])))

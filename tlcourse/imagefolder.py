@@ -12,13 +12,18 @@ Example:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from sklearn.model_selection import StratifiedGroupKFold
 from torch.utils.data import Dataset
+
+from tlcourse.data import stratified_split
 
 
 def write_imagefolder(
@@ -231,3 +236,69 @@ def _imagefolder_summary(dataset: ImageFolderDataset, modes: Counter) -> str:
             f"e.g. {path}: {reason}"
         )
     return line
+
+
+# The public "Chest X-Ray Images (Pneumonia)" set names each file after its patient:
+# PNEUMONIA person12_virus_3.jpeg, person12_bacteria_7.jpeg; NORMAL IM-0048-0001.jpeg,
+# NORMAL2-IM-0427-0001.jpeg (patient, then image number).
+PATIENT_NAME = re.compile(r"^(person\d+)_[A-Za-z]+_\d+\.|^((?:NORMAL2-)?IM-\d+)-\d+\.")
+
+
+def patient_id(path: str | Path) -> str:
+    """The patient an X-ray file belongs to, read from the public set's file name.
+
+    A name without a patient in it (e.g. the stand-in's `00012.png`) gives the whole path: that
+    image is its own patient.
+
+    Example:
+        >>> patient_id("train/PNEUMONIA/person12_virus_3.jpeg")
+        'person12'
+        >>> patient_id("train/NORMAL/IM-0048-0001.jpeg"), patient_id("NORMAL2-IM-0427-0001.jpeg")
+        ('IM-0048', 'NORMAL2-IM-0427')
+        >>> patient_id("train/NORMAL/00012.png")
+        'train/NORMAL/00012.png'
+    """
+    match = PATIENT_NAME.match(Path(path).name)
+    return next(group for group in match.groups() if group) if match else str(path)
+
+
+def split_by_patient(
+    paths: Sequence[str | Path],
+    labels: Sequence[int] | np.ndarray,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """{"train": indices, "val": indices}: no patient on both sides, the class mix kept.
+
+    Patients come from the file names (`patient_id`). Several images of one patient would
+    otherwise land on both sides, and validation would score the model on patients it trained on.
+    When every image is its own patient, this is `stratified_split` with `val_fraction` of the
+    images (rounded down) in "val"; otherwise scikit-learn's `StratifiedGroupKFold` keeps each
+    patient's images together and "val" is one of its round(1 / val_fraction) folds.
+
+    Example:
+        >>> train = load_imagefolder("chest_xray/train", transforms_for("efficientnet_lite0"))
+        >>> parts = split_by_patient([path for path, _ in train.samples], train.targets)
+        >>> {patient_id(train.samples[i][0]) for i in parts["val"]}.isdisjoint(
+        ...     {patient_id(train.samples[i][0]) for i in parts["train"]})
+        True
+    """
+    labels = np.asarray(labels)
+    if len(paths) != len(labels):
+        raise ValueError(f"{len(paths)} paths but {len(labels)} labels: give one label per path")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction}: want a share between 0 and 1, e.g. 0.2")
+    patients = np.array([patient_id(path) for path in paths])
+    n = len(labels)
+    if len(set(patients.tolist())) == n:  # one image per patient: a plain stratified split
+        n_val = int(n * val_fraction + 1e-9)
+        parts = stratified_split(labels, {"train": n - n_val, "val": n_val}, seed=seed)
+    else:
+        folds = StratifiedGroupKFold(
+            max(2, round(1 / val_fraction)), shuffle=True, random_state=seed
+        )
+        train, val = next(folds.split(np.zeros(n), labels, groups=patients))
+        parts = {"train": np.sort(train), "val": np.sort(val)}
+    shared = set(patients[parts["train"]].tolist()) & set(patients[parts["val"]].tolist())
+    assert not shared, f"patients on both sides: {sorted(shared)[:5]}"
+    return parts

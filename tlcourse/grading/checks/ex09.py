@@ -12,8 +12,9 @@ Two data sources, each re-measured with the grader's own loading and transforms:
 - the learner's real X-rays, when `TLCOURSE_XRAY_DIR` names a folder in the layout of the public
   "Chest X-Ray Images (Pneumonia)" set (`train/` and `test/`, each with `NORMAL/` and
   `PNEUMONIA/`): `tl.load_imagefolder` reads it (unreadable files skipped, grey and 16-bit made
-  RGB), the validation split is the exercise's (20 % of `train/`, stratified, seed 0), and the
-  rates are measured on all of `test/` at the learner's threshold, at `image_size` (default 96).
+  RGB), the validation split is the exercise's (`split_by_patient`: 20 % of `train/`,
+  stratified, no patient on both sides, seed 0), and the rates are measured on all of `test/` at
+  the learner's threshold, at `image_size` (default 96).
   Floors: sensitivity 0.9, specificity 0.6. Source: Kermany et al., Cell 172(5), 2018,
   "Identifying Medical Diagnoses and Treatable Diseases by Image-Based Deep Learning", report
   sensitivity 93.2 % and specificity 90.1 % on this test set with a fine-tuned ImageNet
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 from torchvision import datasets
 
-from tlcourse.data import stratified_split, transforms_for
+from tlcourse.data import transforms_for
 from tlcourse.grading.checks.common import (
     FUNCTION,
     MODULE,
@@ -51,7 +52,7 @@ from tlcourse.grading.data import (
     write_medical_standin,
 )
 from tlcourse.grading.registry import NotYet, Spec, call_learner, exercise, number
-from tlcourse.imagefolder import ImageFolderDataset, load_imagefolder
+from tlcourse.imagefolder import ImageFolderDataset, load_imagefolder, split_by_patient
 from tlcourse.metrics import sensitivity_specificity
 
 EX09_HELDOUT = ["Cat", "Dog"]  # the stand-in's NORMAL and PNEUMONIA roles, grader pool
@@ -129,9 +130,8 @@ def _real_outputs(model: torch.nn.Module, split: str, image_size: int):
         indices = np.arange(len(folder))
     else:
         folder = _real_folder(root, "train", image_size)
-        targets = np.array(folder.targets)
-        n = len(targets)
-        indices = stratified_split(targets, {"train": n - n // 5, "val": n // 5})["val"]
+        paths = [path for path, _ in folder.samples]
+        indices = split_by_patient(paths, folder.targets, val_fraction=0.2)["val"]
 
     def compute() -> tuple[torch.Tensor, torch.Tensor]:
         chunks = np.array_split(indices, max(len(indices) // 64, 1))  # 64 images at a time
@@ -269,8 +269,9 @@ def _ex09_rule(o: dict) -> str:
 def _exercise_splits() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     """The exercise's own validation and test images, rebuilt exactly as the exercise builds them.
 
-    Same stand-in (write_medical_standin with its defaults), same 20 % stratified validation
-    split of the training folder (seed 0). Returns {"val" | "test": (inputs, labels)}.
+    Same stand-in (write_medical_standin with its defaults), same validation split of the
+    training folder (`split_by_patient`, 20 %, seed 0: one image per patient here, so a plain
+    stratified split). Returns {"val" | "test": (inputs, labels)}.
     """
     transform = transforms_for("efficientnet_lite0", image_size=IMAGE_SIZE)
     with tempfile.TemporaryDirectory() as folder:
@@ -279,9 +280,10 @@ def _exercise_splits() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
         for split in ("train", "test"):
             dataset = datasets.ImageFolder(root / split, transform=transform)
             out[split] = (torch.stack([image for image, _ in dataset]), np.array(dataset.targets))
+            if split == "train":
+                paths = [str(Path(path).relative_to(root)) for path, _ in dataset.samples]
     inputs, targets = out.pop("train")
-    n = len(targets)
-    val = stratified_split(targets, {"train": n - n // 5, "val": n // 5})["val"]
+    val = split_by_patient(paths, targets, val_fraction=0.2)["val"]
     out["val"] = (inputs[val], targets[val])
     return out
 
