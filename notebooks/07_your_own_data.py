@@ -45,7 +45,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 import tlcourse as tl
-from tlcourse.imagefolder import to_rgb
+from tlcourse.imagefolder import patient_id, split_by_patient, to_rgb
 
 tl.seed_everything(0)
 device = tl.get_device()
@@ -311,25 +311,25 @@ print(f"{correct:.0%} of the new images classified correctly")
 
 # %% [markdown]
 # ## 5. Case study: pneumonia on chest X-rays
-# The syllabus' advanced exercise. The public *"Chest X-Ray Images (Pneumonia)"* dataset (Kermany
-# et al., 2018; paediatric chest X-rays; the Kaggle version) comes as
-# `chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}`, and its splits are not equally skewed:
+# The public *"Chest X-Ray Images (Pneumonia)"* dataset (Kermany et al., 2018; paediatric chest
+# X-rays; the Kaggle version) comes as `chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}`, and its
+# splits are not equally skewed:
 #
-# | real split | NORMAL | PNEUMONIA | pneumonia share |
-# |---|---|---|---|
-# | train | 1,341 | 3,875 | 74 % (about 1 : 2.9) |
-# | val | 8 | 8 | 50 % |
-# | test | 234 | 390 | 62.5 % |
+# | real split | NORMAL | PNEUMONIA | pneumonia share | source |
+# |---|---|---|---|---|
+# | train | 1,341 | 3,875 | 74 % (about 1 : 2.9) | file counts of the Kaggle version |
+# | val | 8 | 8 | 50 % | file counts of the Kaggle version |
+# | test | 234 | 390 | 62.5 % | file counts of the Kaggle version |
 #
 # Download it from Kaggle (`kaggle datasets download paultimothymooney/chest-xray-pneumonia`) or
 # Mendeley Data (doi:10.17632/rscbjbr9sj.2), unzip it, and point `TLCOURSE_XRAY_DIR` at its
 # `chest_xray` folder before starting Jupyter: this section runs on the real images, and exercise 9
 # is graded on them (the grader loads the folder's `test/` split itself).
 #
-# This machine has no internet, so without it we build an **offline stand-in from animal
-# silhouettes** in the same folder layout: "NORMAL" are horse silhouettes, "PNEUMONIA" dog
-# silhouettes — chosen because they are hard to tell apart. It is *not* medical data. Its
-# ratio is our choice: 1 : 3 in both of its splits, imitating the real *train* split's
+# Without `TLCOURSE_XRAY_DIR` (no download, no internet) we build an **offline stand-in from
+# animal silhouettes** in the same folder layout: "NORMAL" are horse silhouettes, "PNEUMONIA"
+# dog silhouettes. It is *not* medical data: how well a model tells them apart says nothing about
+# X-rays. Its ratio is our choice: 1 : 3 in both of its splits, imitating the real *train* split's
 # imbalance (the real test split is less skewed). The pipeline is real; only the images are
 # stand-ins, and every output below says which data it used.
 
@@ -364,8 +364,17 @@ if STANDIN:
 # %% [markdown]
 # The real loading code — the same for both. `tl.load_imagefolder` matters here: real X-ray
 # collections contain 16-bit and grey PNGs, odd JPEGs and stray files. We carve a validation set
-# out of the training images (stratified) to choose the decision threshold; the test set is
-# touched once, at the end.
+# out of the training images (stratified, about one fifth) to choose the decision threshold; the
+# test set is touched once, at the end.
+#
+# **Split by patient, not by image.** The public set holds several images of many patients, and
+# its file names say whose they are: `person12_virus_3.jpeg` and `person12_bacteria_7.jpeg` are
+# patient `person12`, `IM-0048-0001.jpeg` is patient `IM-0048`. A split drawn image by image puts
+# one patient's images on both sides, and validation then scores the model partly on patients it
+# trained on. `split_by_patient` reads the patient from each file name (`patient_id`) and keeps
+# all of a patient's images on one side (scikit-learn's `StratifiedGroupKFold`). The stand-in's
+# file names carry no patient, so there each image is its own patient and the split is the plain
+# stratified one.
 
 # %%
 def load_xray(root: Path, image_size: int = IMAGE_SIZE):
@@ -376,21 +385,26 @@ def load_xray(root: Path, image_size: int = IMAGE_SIZE):
         if dataset.classes != ["NORMAL", "PNEUMONIA"]:
             raise ValueError(f"{dataset.root}: expected class folders NORMAL and PNEUMONIA, "
                              f"found {dataset.classes}")
-    targets = np.array(train.targets)
-    parts = tl.stratified_split(targets, {"train": len(targets) - len(targets) // 5, "val": len(targets) // 5})
+    parts = split_by_patient([path for path, _ in train.samples], train.targets, val_fraction=0.2)
     return Subset(train, parts["train"]), Subset(train, parts["val"]), test
 
 
 xray_train, xray_val, xray_test = load_xray(xray_root)
 PNEUMONIA = 1
+patients = {name: {patient_id(subset.dataset.samples[i][0]) for i in subset.indices}
+            for name, subset in [("train", xray_train), ("val", xray_val)]}
+assert patients["train"].isdisjoint(patients["val"])  # no patient on both sides
 counts = {name: np.bincount(dataset.targets, minlength=2) for name, dataset in
           [("train/", xray_train.dataset), ("test/", xray_test)]}  # (NORMAL, PNEUMONIA) per folder
-print(f"{DATA_NAME}: train {len(xray_train)}, val {len(xray_val)}, test {len(xray_test)}")
+print(f"{DATA_NAME}: train {len(xray_train)} images of {len(patients['train'])} patients, "
+      f"val {len(xray_val)} images of {len(patients['val'])} patients (none in both), "
+      f"test {len(xray_test)}")
 for name, (normal, pneumonia) in counts.items():
     print(f"  {name:<7} NORMAL : PNEUMONIA = {normal} : {pneumonia} (1 : {pneumonia / normal:.1f}), "
           f"{pneumonia / (normal + pneumonia):.1%} pneumonia")
-if STANDIN:  # the ratio we chose for the stand-in, in both folders
+if STANDIN:  # the ratio we chose for the stand-in, in both folders; one image per patient
     assert counts["train/"].tolist() == counts["test/"].tolist() == [100, 300]
+    assert len(patients["val"]) == len(xray_val) == 80  # one fifth of 400, by image as by patient
 
 # %% [markdown]
 # Same recipe as before: frozen pretrained backbone, cached features, a 2-class head. The classes
@@ -484,8 +498,8 @@ if STANDIN:  # 11 training runs: ROC-AUC 0.977-0.985 (spread 0.008); chosen thre
 # Rates say *how often* the model errs; pictures say *where*. The loss of one image is
 # −log(probability given to its true class): near 0 for a confident right answer, large for a
 # confident wrong one. With two classes an image is a mistake exactly when p[true] < 0.5, that is
-# when its loss is above log 2 ≈ 0.69 — so sorted by loss, every mistake comes before every right
-# answer. Sort and look at the top, by hand first:
+# when its loss is above log 2 (its value is printed below) — so sorted by loss, every mistake
+# comes before every right answer. Sort and look at the top, by hand first:
 
 # %%
 p_true = test_probabilities[torch.arange(len(test_y)), torch.as_tensor(test_y)]  # (N,) p[true class]
@@ -493,7 +507,7 @@ losses = -p_true.clamp_min(1e-12).log()  # (N,) one cross-entropy per image (log
 K = min(8, len(test_y))  # the gallery's size
 worst_losses, worst = losses.topk(K)
 print(f"{K} highest losses:", [round(loss, 2) for loss in worst_losses.tolist()],
-      f"| median loss {losses.median():.3f}")
+      f"| median loss {losses.median():.3f} | a loss above log 2 = {np.log(2):.3f} is a mistake")
 
 # %% [markdown]
 # `tl.top_losses(probabilities, labels, k)` returns the same (indices, losses);
@@ -548,8 +562,8 @@ if STANDIN:  # 11 training runs: p[true] of the 8 worst is at most 0.17-0.24 (sp
 # - **On real X-rays this is where you find** mislabelled images, lateral views, text markers and
 #   devices — and shortcuts, when a model reads the hospital's marker instead of the lungs.
 #
-# **Observations** (the syllabus asks for them; the stand-in numbers above are not medical
-# results, but the reasoning is the same for the real data):
+# **Observations** (the stand-in numbers above are not medical results, but the reasoning is the
+# same for the real data):
 # - **Recall of the disease class matters most.** A missed pneumonia (false negative) sends a sick
 #   child home; a false alarm costs a second look by a radiologist. So we *chose* the operating
 #   point on validation data — the highest threshold that still finds 95 % of the pneumonia cases
@@ -562,16 +576,16 @@ if STANDIN:  # 11 training runs: p[true] of the 8 worst is at most 0.17-0.24 (sp
 # - **The imbalance runs the other way from notebook 05**: the *disease* is the majority. Class
 #   weights make the model take the rarer *normal* class seriously; the threshold then sets the
 #   sensitivity we want.
-# - **Small validation sets give noisy thresholds.** The real dataset ships only 16 validation
-#   images (8 per class), so we split 20 % off the training set instead. The resampled range
-#   printed with the threshold shows how much of the chosen value is owed to which images
-#   happened to be in the validation set: the fewer they are, the wider it gets.
-# - For real X-rays: the public set holds several images of many patients (the file names carry
-#   a patient id: `person1_bacteria_1.jpeg`, `IM-0115-0001.jpeg`), and our validation split above
-#   is drawn image by image, so one patient can sit on both sides of it. Split by patient instead
-#   (scikit-learn's `StratifiedGroupKFold`), use larger images than 96 px when you can afford
-#   it, and remember that a model trained on one hospital's children may not transfer to another
-#   hospital's adults.
+# - **Small validation sets give noisy thresholds.** The real dataset's own `val/` folder is
+#   tiny (8 images per class, the table above), so we split about a fifth of the training images
+#   off instead, by patient. The resampled range printed with the threshold shows how much of the
+#   chosen value is owed to which images happened to be in the validation set: the fewer they
+#   are, the wider it gets.
+# - **Split by patient.** Images of one patient resemble each other more than images of two
+#   patients do; with one patient on both sides, validation can flatter the model. Our split keeps
+#   each patient on one side (asserted above). For real X-rays, also try larger images than this
+#   lesson's `IMAGE_SIZE` when you can afford it, and remember that a model trained on one
+#   hospital's children may not transfer to another hospital's adults.
 
 # %%
 shutil.rmtree(DATA)  # remove everything this notebook wrote

@@ -49,6 +49,13 @@ def test_lesson07_runs_on_own_xrays_where_the_model_makes_fewer_mistakes_than_th
     text = printed.read_text(encoding="utf-8")
     assert f"chest X-rays from {xray_dir}" in text and "STAND-IN" not in text  # the real-data path
     assert "SKIPPED 1 unreadable files" in text  # the truncated JPEG, listed, not a crash
+    # split by patient: the folder has 1-3 images per patient, none of them on both sides
+    split = re.search(r"train (\d+) images of (\d+) patients, val (\d+) images of (\d+) patients "
+                      r"\(none in both\)", text)  # fmt: skip
+    assert split, text[-3000:]
+    train_images, train_patients, val_images, val_patients = map(int, split.groups())
+    assert train_images + val_images == 91 and val_patients < val_images, split[0]  # + 16-bit PNG
+    assert 0.1 < val_images / 91 < 0.3, split[0]  # about one fifth
     wrong = re.search(r"the model gets (\d+) of (\d+) test images wrong", text)
     assert wrong, text[-3000:]
     mistakes, images = int(wrong[1]), int(wrong[2])
