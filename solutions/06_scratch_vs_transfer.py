@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Exercise 6 · Scratch vs transfer: a race to a target accuracy
 #
-# **You practise:** the syllabus comparison as a race (notebook 06). The *same* architecture
+# **You practise:** scratch vs transfer as a race (lesson 06). The *same* architecture
 # (EfficientNet-Lite0) and the same images; once from the real ImageNet weights (frozen, new
 # head on cached features), once from random weights with **30 times** the seconds transfer
 # needed. For both you record an accuracy-against-seconds curve with the clock stopped while

@@ -96,7 +96,11 @@ def _exercise_of(path: Path, sources: list[str]) -> str | None:
 
 
 class BadNotebook(ValueError):
-    """The file is missing or is not a notebook; the message is one line that names it."""
+    """The file is missing or is not a notebook; the message is one line that names it.
+
+    Example:
+        >>> raise BadNotebook("exercises/03_x.ipynb: not found")
+    """
 
 
 def read_notebook(path: Path):

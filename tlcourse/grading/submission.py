@@ -32,7 +32,12 @@ _FUNCTIONS: dict[tuple[int, str], Callable] = {}  # kernel side: (call number, n
 
 
 def is_function(value: object) -> bool:
-    """A callable that is not a model: it stays in the kernel and is called there."""
+    """A callable that is not a model: it stays in the kernel and is called there.
+
+    Example:
+        >>> is_function(lambda x: x), is_function(nn.Linear(2, 2))
+        (True, False)
+    """
     return callable(value) and not isinstance(value, (nn.Module, type))
 
 
@@ -81,6 +86,9 @@ def call_in_kernel(number: int, name: str, inputs: str, output: str) -> None:
 
     The result and the arguments go back in one file, so an optimizer the function built over
     a model it was given still points at that model's parameters.
+
+    Example:
+        >>> call_in_kernel(0, "choose_threshold", "in.pt", "out.pt")  # what the runner sends
     """
     args = torch.load(inputs, weights_only=False)  # the runner's own file
     try:
