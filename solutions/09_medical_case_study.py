@@ -209,6 +209,12 @@ print(f"ROC-AUC {tl.roc_auc(test_labels, torch.stack([1 - p_pneumonia, p_pneumon
 # recomputes the test rates you report. On the stand-in it also applies the rule to its own
 # images (chosen on one half, measured on the other); with `TLCOURSE_XRAY_DIR` set it loads your
 # `test/` folder itself and measures your model there at your threshold.
+#
+# **Why its numbers may differ from yours (stand-in).** The rates you print above come from your
+# threshold on your test split. The grader's sensitivity and specificity come from its own 400
+# images, with your *rule* applied to one half and scored on the other, so its threshold is not
+# yours and its rates can be higher or lower than the ones you printed. The floors apply to the
+# grader's measurement; the numbers you report only have to match your model on your test split.
 
 # %% tags=["graded"]
 tl.check(
