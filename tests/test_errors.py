@@ -626,9 +626,19 @@ def unsafe_torch_loads(source: str) -> list[str]:
             and node.func.value.id == "torch"
         ):
             safe = any(
-                k.arg == "weights_only"
-                and isinstance(k.value, ast.Constant)
-                and k.value.value is True
+                (
+                    k.arg == "weights_only"
+                    and isinstance(k.value, ast.Constant)
+                    and k.value.value is True
+                )
+                # the runner's own unpickler (tlcourse/grading/submission.py): it builds only
+                # classes of torch, torchvision, numpy and tlcourse; tests/test_grading_runner
+                # shows it refuses a notebook's class and os.system
+                or (
+                    k.arg == "pickle_module"
+                    and isinstance(k.value, ast.Name)
+                    and k.value.id == "_RestrictedPickle"
+                )
                 for k in node.keywords
             )
             bad += [] if safe else [f"line {node.lineno}"]
@@ -640,6 +650,10 @@ def test_the_torch_load_scanner_catches_unsafe_calls():
     assert unsafe_torch_loads("torch.load(f, weights_only=False)") == ["line 1"]
     assert unsafe_torch_loads("from torch import load") == ["line 1: from torch import load"]
     assert unsafe_torch_loads("torch.load(f, map_location='cpu', weights_only=True)") == []
+    assert unsafe_torch_loads("torch.load(f, weights_only=False, pickle_module=pickle)") == [
+        "line 1"
+    ]
+    assert unsafe_torch_loads("torch.load(f, pickle_module=_RestrictedPickle)") == []
     assert unsafe_torch_loads("def broken(:\n torch.load(open('x'))") == [
         "text torch.load(open('x'))"
     ]
