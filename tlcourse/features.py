@@ -29,7 +29,7 @@ from tlcourse.models import get_head
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 SUPPORTED = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16"), "mps": ("fp32", "fp16")}
 # where the folded channels_last copy was measured faster: CPUs (benchmarks/extraction.py), CUDA
-# (an H200, 2.1x at 96 px, 1.4x at 224 px); mps not measured, so it runs the model as it is
+# (one GPU, 2.1x at 96 px, 1.4x at 224 px); mps not measured, so it runs the model as it is
 FAST_LAYOUT_DEVICES = ("cpu", "cuda")
 # Pairs outside an nn.Sequential whose conv output feeds only the BatchNorm, by the module's exact
 # type (a subclass may change forward): torchvision's ResNets, the course's most used family.
@@ -51,7 +51,7 @@ class FrozenForward:
         channels_last: True runs a copy of the model with each Conv2d + BatchNorm2d pair folded
             into one Conv2d and the weights stored channels_last (NHWC): the same function,
             outputs equal to the model's within float rounding, faster (Lite0: 1.5-2.4x on 2
-            CPU cores, 1.4-2.2x on an H200). The learner's model is not changed. False runs the
+            CPU cores, 1.4-2.2x on a GPU). The learner's model is not changed. False runs the
             model itself; None (default) picks True on cpu and cuda for a model with Conv2d
             layers and no hooks.
         keep: the dotted name of a BatchNorm2d not to fold (its input is being captured).

@@ -114,7 +114,7 @@ def fit(
         amp, channels_last, clip_grad: mixed precision, NHWC memory, clipping (precision.py).
             channels_last is off by default, from measurements (`make bench`, section 8): it
             made an epoch through Lite0's last blocks 1.45x faster on 2 CPU cores (1.11x for
-            the demo's tail) but none on an H200 (0.94x), and it converts the model's weights
+            the demo's tail) but none on a GPU (0.94x), and it converts the model's weights
             in place. Turn it on to fine-tune convolutions on a CPU.
         patience: stop after this many epochs without a better validation accuracy.
         restore_best: load the best epoch's weights at the end (by val accuracy, else train loss).

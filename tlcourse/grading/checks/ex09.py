@@ -20,7 +20,7 @@ Two data sources, each re-measured with the grader's own loading and transforms:
   sensitivity 93.2 % and specificity 90.1 % on this test set with a fine-tuned ImageNet
   Inception-v3 at 299 px. A frozen Lite0 at 96-224 px with a threshold aimed at 98 %
   sensitivity on validation trades specificity away, hence 0.6: well below the paper, above the
-  0 that "everyone is sick" scores. No real X-rays exist on this machine, so these two floors
+  0 that "everyone is sick" scores. No real X-rays ship with the course, so these two floors
   were not measured here; the stand-in's were.
 """
 
