@@ -35,7 +35,7 @@ def private_progress(tmp_path, monkeypatch):
     """Every test records into its own progress file, never the user's."""
     path = tmp_path / "progress.json"
     monkeypatch.setenv("TLCOURSE_PROGRESS", str(path))
-    monkeypatch.delenv("TLCOURSE_CHECK_REPORT", raising=False)
+    monkeypatch.delenv("TLCOURSE_SUBMIT_DIR", raising=False)
     monkeypatch.delenv("TLCOURSE_XRAY_DIR", raising=False)
     return path
 

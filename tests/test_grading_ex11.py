@@ -22,7 +22,7 @@ EPOCHS = 20
 @pytest.fixture(autouse=True)
 def private_progress(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_PROGRESS", str(tmp_path / "progress.json"))
-    monkeypatch.delenv("TLCOURSE_CHECK_REPORT", raising=False)
+    monkeypatch.delenv("TLCOURSE_SUBMIT_DIR", raising=False)
 
 
 def choose_lr(lrs, losses):

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def private_progress(tmp_path, monkeypatch):
     path = tmp_path / "progress.json"
     monkeypatch.setenv("TLCOURSE_PROGRESS", str(path))
-    for name in ("TLCOURSE_CHECK_REPORT", "TLCOURSE_NOTEBOOK", "JPY_SESSION_NAME"):
+    for name in ("TLCOURSE_SUBMIT_DIR", "TLCOURSE_NOTEBOOK", "JPY_SESSION_NAME"):
         monkeypatch.delenv(name, raising=False)
     return path
 

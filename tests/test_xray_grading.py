@@ -39,7 +39,7 @@ BLANK = ROOT / "exercises" / "09_medical_case_study.ipynb"
 @pytest.fixture(autouse=True)
 def private_progress(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_PROGRESS", str(tmp_path / "progress.json"))
-    monkeypatch.delenv("TLCOURSE_CHECK_REPORT", raising=False)
+    monkeypatch.delenv("TLCOURSE_SUBMIT_DIR", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_check_command_passes_the_solution_and_fails_the_blank_exercise(xray_dir
         "TLCOURSE_XRAY_DIR": str(xray_dir),
         "TLCOURSE_PROGRESS": str(tmp_path / "progress.json"),
     }
-    env.pop("TLCOURSE_CHECK_REPORT", None)
+    env.pop("TLCOURSE_SUBMIT_DIR", None)
     runs = {
         path: subprocess.run(
             [sys.executable, "-m", "tlcourse", "check", str(path)],

@@ -22,6 +22,7 @@ import json
 import pickle
 import tempfile
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -119,6 +120,7 @@ _SAFE_OTHER = {
 }
 
 
+@lru_cache(maxsize=1)
 def _safe_bases() -> tuple[type, ...]:
     from torch.utils.data import Dataset, Sampler
 
@@ -162,6 +164,7 @@ def allowed(module: str, name: str, found: object) -> bool:
     return found in _torch_allowed()
 
 
+@lru_cache(maxsize=1)
 def _torch_allowed() -> list:
     from torch import _weights_only_unpickler
 
@@ -278,6 +281,7 @@ class Kernel:
     def __init__(self, client, notebook, seconds: float):
         self.client, self.notebook, self.seconds = client, notebook, seconds
         self.stuck: str | None = None
+        client.log.setLevel("CRITICAL")  # a timeout is reported as a ❌, not a log line
 
     def run(self, code: str, what: str) -> None:
         import nbformat
@@ -290,7 +294,6 @@ class Kernel:
         cell = nbformat.v4.new_code_cell(code)
         self.notebook.cells.append(cell)  # nbclient writes the executed cell back by index
         self.client.timeout = max(int(self.seconds), 1)
-        self.client.log.setLevel("CRITICAL")  # a timeout is reported as a ❌, not a log line
         try:
             self.client.execute_cell(cell, len(self.notebook.cells) - 1, store_history=False)
         except CellTimeoutError:
