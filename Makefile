@@ -50,10 +50,12 @@ test: $(STAMP) lint exercises-check site unit nbval-solutions
 
 # tools/check_claims.py: every number in a lesson's prose is printed, asserted or computed by a
 # nearby code cell, and no development notes ("this machine", issue numbers) reach the learner.
+# tools/check_selection.py: no lesson, solution or exercise chooses anything on the test set.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python tools/check_claims.py
+	$(BIN)/python tools/check_selection.py
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
