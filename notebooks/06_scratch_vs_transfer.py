@@ -56,7 +56,7 @@ IMAGE_SIZE = 32  # pixels: small, so that training the whole network fits the ti
 TRAIN_IMAGES = 300  # a small subset (30 per class), for the same reason
 SEEDS = (0, 1, 2)
 CHANCE = 0.1  # 10 balanced classes
-TARGETS = (0.3, 0.6)  # the race: seconds until the test accuracy first reaches each
+TARGETS = (0.3, 0.6)  # the race: seconds until the validation accuracy first reaches each
 # Every runner uses the channels-last memory layout (N, H, W, C): the same numbers up to float
 # rounding; whether it is faster depends on your hardware (try `torch.contiguous_format`).
 FAST = torch.channels_last
@@ -64,10 +64,14 @@ print(f"device {device}, {torch.get_num_threads()} CPU threads, {IMAGE_SIZE} px"
 
 # %% [markdown]
 # ## 1. The data, the network and the rules
-# 300 training images of the 10 animal silhouettes (30 per class), 300 held-out test images.
+# 300 training images of the 10 animal silhouettes (30 per class), 300 validation images to
+# watch the race and choose each run's epoch, and 300 test images, measured once per run at the
+# end.
 
 # %%
-splits = tl.load_splits("animals", {"train": TRAIN_IMAGES, "test": 300}, image_size=IMAGE_SIZE, seed=0)  # 30 a class
+splits = tl.load_splits("animals", {"train": TRAIN_IMAGES, "test": 300, "val": 300}, image_size=IMAGE_SIZE,
+                        seed=0)  # 30 a class in each
+val_loader = DataLoader(splits["val"], batch_size=300)
 test_loader = DataLoader(splits["test"], batch_size=300)
 print({name: len(split) for name, split in splits.items()}, "images")
 
@@ -105,35 +109,42 @@ assert 3.3e6 < total < 3.4e6
 #
 # **What the clock counts**, for each seed: every training step, **plus** the one pass of the
 # frozen layers that fills a cache (feature extraction, last blocks). **What it does not count**,
-# for anyone: loading images, building the model, and evaluating on the test images after each
-# epoch (the clock stops for that). All runners share the machine one after the other; a busy
+# for anyone: loading images, building the model, and evaluating on the validation images after
+# each epoch (the clock stops for that). All runners share the machine one after the other; a busy
 # spell slows whoever runs then, which is one reason for several seeds.
 #
 # **Learning rates:** Adam, 1e-3 for a new head; pretrained layers get less (notebook 03): 3e-4
 # when two blocks train, 1e-4 when all of them do (a tenth of the head's, as in d2l.ai).
 # BatchNorm in pretrained layers stays frozen (the course's policy, measured in notebook 03).
 # Scratch gets 3e-3 (random weights have no pretrained features to protect), and its BatchNorm
-# layers learn: there are no statistics to keep. (The race has no validation set, so nothing is
-# tuned inside it: tuning a runner on its test images would flatter that runner.)
+# layers learn: there are no statistics to keep. These rates are set in advance, not tuned on
+# this race.
+#
+# **Validation chooses, the test set reports.** The curves and the seconds to a target are read
+# on the validation images. Each run keeps the weights of its best validation epoch, and only
+# those meet the test images, once. Picking the epoch by *test* accuracy would flatter the
+# noisiest runner most (the highest of many noisy points is high by luck).
 #
 # ## 2. The race loop, in raw PyTorch
-# One loop for all four runners: train an epoch with a stopwatch running, stop it, measure test
-# accuracy, go on.
+# One loop for all four runners: train an epoch with a stopwatch running, stop it, measure
+# validation accuracy and keep the best epoch's weights, go on; at the end, the test accuracy of
+# those weights.
 
 # %%
 LR = {"head": 1e-3, "two blocks": 3e-4, "all blocks": 1e-4, "scratch": 3e-3}  # Adam's learning rates
 
 
-def race(model, optimizer, train_loader, test_loader, epochs: int, seconds: float = 0.0):
-    """Train `epochs` epochs; after each, the clock stops and the test accuracy is measured.
+def race(model, optimizer, train_loader, val_loader, test_loader, epochs: int, seconds: float = 0.0):
+    """Train `epochs` epochs; after each, the clock stops and the validation accuracy is measured.
 
     Args:
         seconds: time already on the clock (the feature cache pass).
     Returns:
-        (seconds, accuracies): arrays with one entry per epoch, the clock and the test accuracy.
+        (seconds, accuracies, test): the clock and the validation accuracy after each epoch, and
+        the test accuracy of the epoch with the best validation accuracy (measured once).
     """
     loss_fn = nn.CrossEntropyLoss()
-    times, accuracies = [], []
+    times, accuracies, best_state = [], [], None
     for _ in range(epochs):
         started = time.perf_counter()
         model.train()  # BatchNorm frozen with tl.freeze_batchnorm stays in eval mode
@@ -148,8 +159,11 @@ def race(model, optimizer, train_loader, test_loader, epochs: int, seconds: floa
             torch.cuda.synchronize()  # GPU work is queued: wait for it before reading the clock
         seconds += time.perf_counter() - started
         times.append(seconds)
-        accuracies.append(tl.evaluate(model, test_loader, device=device)["accuracy"])  # off the clock
-    return np.array(times), np.array(accuracies)
+        accuracies.append(tl.evaluate(model, val_loader, device=device)["accuracy"])  # off the clock
+        if accuracies[-1] == max(accuracies):  # the best validation epoch so far (ties: the later)
+            best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return np.array(times), np.array(accuracies), tl.evaluate(model, test_loader, device=device)["accuracy"]
 
 
 def shuffled(dataset, seed: int) -> DataLoader:
@@ -163,7 +177,8 @@ runs = {"feature extraction": [], "last blocks": [], "full fine-tuning": [], "sc
 # The frozen layers give the same output for an image every time, so they run once over the
 # training images, **on the clock**. Feature extraction caches the head's input (1280 numbers an
 # image); last blocks caches the input of `features.7` (192 × 1 × 1 at 32 px) and trains the rest.
-# The test images go through the same layers too, but off the clock (that is evaluation).
+# The validation and test images go through the same layers too, but off the clock (that is
+# evaluation).
 
 # %%
 frozen = tl.freeze(lite0(0), verbose=False)
@@ -176,8 +191,10 @@ head_cache_seconds = time.perf_counter() - started
 started = time.perf_counter()
 block_inputs = tl.extract_features(frozen, train_images, layer="features.7")  # (300, 192, 1, 1)
 block_cache_seconds = time.perf_counter() - started
-head_test = DataLoader(tl.extract_features(frozen, test_loader), batch_size=300)  # off the clock
-block_test = DataLoader(tl.extract_features(frozen, test_loader, layer="features.7"), batch_size=300)
+head_val, head_test = (DataLoader(tl.extract_features(frozen, loader), batch_size=300)  # off the clock
+                       for loader in (val_loader, test_loader))
+block_val, block_test = (DataLoader(tl.extract_features(frozen, loader, layer="features.7"), batch_size=300)
+                         for loader in (val_loader, test_loader))
 print(f"cache passes over {len(head_inputs)} images: head inputs {head_cache_seconds:.2f} s, "
       f"features.7 inputs {block_cache_seconds:.2f} s")
 
@@ -186,7 +203,8 @@ for seed in SEEDS:
     head = nn.Linear(1280, 10).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=LR["head"])
     runs["feature extraction"].append(
-        race(head, optimizer, shuffled(head_inputs, seed), head_test, epochs=20, seconds=head_cache_seconds))
+        race(head, optimizer, shuffled(head_inputs, seed), head_val, head_test, epochs=20,
+             seconds=head_cache_seconds))
 
     model = lite0(seed)
     tl.freeze(model, verbose=False)
@@ -195,7 +213,8 @@ for seed in SEEDS:
     tail = nn.Sequential(model.features[7], model.features[8], model.avgpool, nn.Flatten(1), model.classifier)
     optimizer = torch.optim.Adam(tl.param_groups(model, {"classifier": LR["head"], "features": LR["two blocks"]}))
     runs["last blocks"].append(
-        race(tail, optimizer, shuffled(block_inputs, seed), block_test, epochs=6, seconds=block_cache_seconds))
+        race(tail, optimizer, shuffled(block_inputs, seed), block_val, block_test, epochs=6,
+             seconds=block_cache_seconds))
 
 # %% [markdown]
 # `tl.fit` is this loop with the bookkeeping of the course (notebook 02): the same seed gives the
@@ -205,7 +224,7 @@ for seed in SEEDS:
 # %%
 tl.seed_everything(SEEDS[0])
 head = nn.Linear(1280, 10)
-history = tl.fit(head, shuffled(head_inputs, SEEDS[0]), head_test, epochs=20, lr=1e-3, device=device,
+history = tl.fit(head, shuffled(head_inputs, SEEDS[0]), head_val, epochs=20, lr=1e-3, device=device,
                  restore_best=False, progress=False)
 assert np.allclose(history.val_accuracy, runs["feature extraction"][0][1])
 print(f"tl.fit: {history.val_accuracy[-1]:.3f} after 20 epochs, like the race loop")
@@ -230,7 +249,8 @@ for seed in SEEDS:
     model = lite0(seed)  # everything trainable
     tl.freeze_batchnorm(model)
     optimizer = torch.optim.Adam(tl.param_groups(model, {"classifier": LR["head"], "features": LR["all blocks"]}))
-    runs["full fine-tuning"].append(race(model, optimizer, shuffled(splits["train"], seed), test_loader, epochs=4))
+    runs["full fine-tuning"].append(
+        race(model, optimizer, shuffled(splits["train"], seed), val_loader, test_loader, epochs=4))
 
     model = lite0(seed, pretrained_weights=False)
     for module in model.modules():
@@ -238,10 +258,10 @@ for seed in SEEDS:
             module.momentum = 0.5  # running statistics that keep up with a fast-changing network
     optimizer = torch.optim.Adam(model.parameters(), lr=LR["scratch"])
     runs["scratch"].append(
-        race(model, optimizer, shuffled(splits["train"], seed), test_loader, epochs=SCRATCH_EPOCHS))
+        race(model, optimizer, shuffled(splits["train"], seed), val_loader, test_loader, epochs=SCRATCH_EPOCHS))
     print(f"seed {seed}: full fine-tuning {runs['full fine-tuning'][-1][1][-1]:.3f} "
           f"in {runs['full fine-tuning'][-1][0][-1]:.1f} s, scratch {runs['scratch'][-1][1][-1]:.3f} "
-          f"in {runs['scratch'][-1][0][-1]:.1f} s")
+          f"in {runs['scratch'][-1][0][-1]:.1f} s (validation accuracy after the last epoch)")
 
 # %% [markdown]
 # ## 5. Accuracy against seconds
@@ -262,12 +282,12 @@ def mean_and_band(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.
 figure = Figure(figsize=(8, 4.5), layout="constrained")
 ax = figure.subplots()
 for name, seed_runs in runs.items():
-    seconds = np.mean([times for times, _ in seed_runs], axis=0)
-    accuracy, low, high = mean_and_band([accuracies for _, accuracies in seed_runs])
+    seconds = np.mean([times for times, _, _ in seed_runs], axis=0)
+    accuracy, low, high = mean_and_band([accuracies for _, accuracies, _ in seed_runs])
     ax.plot(seconds, accuracy, "o-", color=COLORS[name], label=name, markersize=3)
     ax.fill_between(seconds, low, high, color=COLORS[name], alpha=0.2)
 ax.set_xscale("log")
-all_times = np.concatenate([times for seed_runs in runs.values() for times, _ in seed_runs])
+all_times = np.concatenate([times for seed_runs in runs.values() for times, _, _ in seed_runs])
 left, right = 0.8 * all_times.min(), 1.5 * all_times.max()
 ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200) if left <= t <= right]
 ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
@@ -278,18 +298,18 @@ for target in TARGETS:
     ax.text(right, target, f"target {target} ", ha="right", va="bottom", fontsize=8, color="grey")
 ax.axhline(CHANCE, color="black", linestyle=":", label="chance")
 ax.set(xlabel="training seconds (evaluation excluded, log scale)",
-       ylabel="test accuracy", ylim=(0, 1),
+       ylabel="validation accuracy", ylim=(0, 1),
        title=f"EfficientNet-Lite0, {TRAIN_IMAGES} images at {IMAGE_SIZE} px: mean and min-max of 3 seeds")
 ax.legend(loc="upper left", fontsize=8)
 figure
 
 # %% [markdown]
 # ## 6. The race in numbers
-# *Seconds to reach* a target: for each seed, the clock at the first evaluation at or above it;
-# the mean over seeds ("never" if no seed got there; "k/3" if only some did). *Best within the
-# budget*: the highest point of each seed's curve, mean ± standard deviation over seeds. (Picking
-# the best checkpoint by *test* accuracy is optimistic — it flatters the noisiest curves most; a
-# real project picks on validation data, notebook 04.)
+# *Seconds to reach* a target: for each seed, the clock at the first validation measurement at or
+# above it; the mean over seeds ("never" if no seed got there; "k/3" if only some did). *Test at
+# the chosen epoch*: the test accuracy of the epoch each run chose on validation, mean ± standard
+# deviation over seeds. Beside it, the validation accuracy that chose that epoch: it was picked
+# for being the highest, so it tends to flatter the run; the test number is the one to report.
 
 # %%
 def seconds_to_reach(times: np.ndarray, accuracies: np.ndarray, target: float) -> float:
@@ -306,15 +326,18 @@ def describe(seconds: list[float]) -> str:
     return f"{np.mean(reached):.1f} s{share}"
 
 
-to_reach = {name: {target: [seconds_to_reach(t, a, target) for t, a in seed_runs] for target in TARGETS}
+to_reach = {name: {target: [seconds_to_reach(t, a, target) for t, a, _ in seed_runs] for target in TARGETS}
             for name, seed_runs in runs.items()}
-best = {name: np.array([accuracies.max() for _, accuracies in seed_runs]) for name, seed_runs in runs.items()}
-budget = {name: np.mean([times[-1] for times, _ in seed_runs]) for name, seed_runs in runs.items()}
+# the test accuracy of each run's best validation epoch: chosen on validation, measured on test once
+test_at_chosen = {name: np.array([test for _, _, test in seed_runs]) for name, seed_runs in runs.items()}
+val_at_chosen = {name: np.array([val.max() for _, val, _ in seed_runs]) for name, seed_runs in runs.items()}
+budget = {name: np.mean([times[-1] for times, _, _ in seed_runs]) for name, seed_runs in runs.items()}
 print(f"{'runner':<20}{'budget':>9}" + "".join(f"{'to ' + str(t):>12}" for t in TARGETS)
-      + f"{'best within budget':>22}")
+      + f"{'test at the chosen epoch':>27}{'(its validation)':>18}")
 for name in runs:
     print(f"{name:<20}{budget[name]:>8.1f}s" + "".join(f"{describe(to_reach[name][t]):>12}" for t in TARGETS)
-          + f"{best[name].mean():>15.3f} ± {best[name].std():.3f}")
+          + f"{test_at_chosen[name].mean():>20.3f} ± {test_at_chosen[name].std():.3f}"
+          + f"{val_at_chosen[name].mean():>14.3f}")
 
 extraction_to_target = np.mean(to_reach["feature extraction"][TARGETS[1]])
 print(f"scratch's budget: {budget['scratch'] / extraction_to_target:.0f}x the seconds feature "
@@ -322,56 +345,63 @@ print(f"scratch's budget: {budget['scratch'] / extraction_to_target:.0f}x the se
 
 # %% [markdown]
 # The claims, checked. Scratch's curves move a lot from seed to seed (see its band), so the
-# claims compare means over the seeds, with margins larger than the differences between those
-# means measured over 9 seeds; the numbers are next to each assert.
+# claims compare means over the seeds, with margins several times the spread of those means;
+# how that spread was measured is written above the asserts.
 
 # %%
-# scratch learns: mean best 0.43-0.46; the bar, chance + 0.15 = 0.25, is 0.18 below the lowest
-assert best["scratch"].mean() > CHANCE + 0.15, "scratch should learn visibly above chance"
-# ... but stays well below the second target: mean best at most 0.46, 0.14 below 0.6
-assert best["scratch"].mean() < TARGETS[1]
-# feature extraction and last blocks pass both targets in every seed (mean best 0.64-0.65 and
-# 0.72-0.75; the 3 seeds within 0.03, about 0.04 for last blocks in one 2-core run), and on
-# average before scratch passes even the first: measured means 0.2-1.1 s and 0.6-2.3 s vs
-# 2.3-5.4 s (times vary with the machine's load)
+# Measured in 3 runs of this notebook, with seeds 0-2, 3-5 and 6-8. "Spread": the standard
+# deviation of the 3-seed mean over those runs; every bound sits at least 3 spreads from the
+# lowest (or highest) measured value.
+# scratch learns: test means 0.453, 0.482, 0.454 (spread 0.014); the bar, chance + 0.15 = 0.25
+assert test_at_chosen["scratch"].mean() > CHANCE + 0.15, "scratch should learn visibly above chance"
+# ... but stays well below the second target: at most 0.482, 0.12 below 0.6
+assert test_at_chosen["scratch"].mean() < TARGETS[1]
+# feature extraction and last blocks pass both targets on validation in every seed, and on
+# average before scratch passes even the first: means 0.57-0.83 s and 1.6-2.9 s vs 6.2-12.9 s
+# (seconds vary with the machine's load; scratch was at least 2x slower in every run)
 for name in ("feature extraction", "last blocks"):
     assert max(to_reach[name][TARGETS[1]]) < math.inf, name
     assert np.mean(to_reach[name][TARGETS[1]]) < np.mean(to_reach["scratch"][TARGETS[0]]), name
-# scratch had the far bigger budget: measured 13-23x feature extraction's whole run (9x in a
+# scratch had the far bigger budget: 19x, 28x, 13x feature extraction's whole run (9x once, in a
 # run whose cache pass hit a busy spell)
 assert budget["scratch"] > 5 * budget["feature extraction"]
-# last blocks beat feature extraction: mean best 0.72-0.73 vs 0.64-0.65 in every trial (spreads
-# within 3 seeds 0.03-0.04 and 0.01)
-assert best["last blocks"].mean() > best["feature extraction"].mean() + 0.05
-# ... and so does full fine-tuning: 3-seed means 0.71-0.73 (they moved by <= 0.014) vs 0.64-0.65
-assert best["full fine-tuning"].mean() > best["feature extraction"].mean() + 0.03
-# last blocks reach what full fine-tuning reaches (0.72-0.73 vs 0.71-0.73) in less time (2-5x less)
-assert best["last blocks"].mean() > best["full fine-tuning"].mean() - 0.05
+# last blocks beat feature extraction: test means 0.722, 0.703, 0.734 vs 0.643, 0.641, 0.638;
+# the difference +0.079, +0.062, +0.096 (spread 0.014)
+assert test_at_chosen["last blocks"].mean() > test_at_chosen["feature extraction"].mean() + 0.02
+# ... and so does full fine-tuning: 0.723, 0.727, 0.703; difference +0.080, +0.086, +0.065
+# (spread 0.009)
+assert test_at_chosen["full fine-tuning"].mean() > test_at_chosen["feature extraction"].mean() + 0.03
+# last blocks vs full fine-tuning: difference -0.001, -0.024, +0.031 (spread 0.023), so only
+# "not far below" is asserted; last blocks took 2-4x less time
+assert test_at_chosen["last blocks"].mean() > test_at_chosen["full fine-tuning"].mean() - 0.1
 assert budget["last blocks"] < budget["full fine-tuning"]
-# every pretrained runner beats scratch: mean bests 0.64-0.73 vs 0.43-0.46 (gaps >= 0.18)
+# every pretrained runner beats scratch: the smallest gap (feature extraction's) +0.190, +0.159,
+# +0.184 (spread 0.013)
 for name in ("feature extraction", "last blocks", "full fine-tuning"):
-    assert best[name].mean() > best["scratch"].mean() + 0.1, name
+    assert test_at_chosen[name].mean() > test_at_chosen["scratch"].mean() + 0.1, name
 
 # %% [markdown]
 # What the race says:
 # - **Time to a target.** Feature extraction and last blocks pass both targets on every seed,
 #   and on average before scratch passes even the first (asserted; the seconds are in the table
-#   above). Scratch stays below 0.6 (asserted), although it trains many
+#   above). Scratch's test accuracy stays below 0.6 (asserted), although it trains many
 #   times as long (the ratio is printed under the table).
-# - **Best within the budget.** Fine-tuning — the last blocks or everything — goes above
+# - **Test accuracy at the chosen epoch.** Fine-tuning — the last blocks or everything — goes above
 #   feature extraction (asserted): the pretrained features are a starting point, and at 32 px
 #   they need adapting. Feature extraction stops lower (the frozen features were made for
 #   ImageNet photos at 224 px). Scratch, with all its time, stays below every pretrained runner
 #   (asserted).
-# - **Last blocks vs full fine-tuning.** On cached activations, the last blocks reach about what
-#   full fine-tuning reaches (asserted: not more than 0.05 below) in less time (asserted): each
-#   step only runs the tail of the network.
+# - **Last blocks vs full fine-tuning.** Which of the two ends higher changes from run to run
+#   (the differences are beside the assert); the last blocks are not far below (asserted: less
+#   than 0.1) and take less time (asserted): on cached activations each step only runs the tail
+#   of the network.
 #
 # ## 7. How much data? Feature extraction with 50 to 300 images
 # The same head on fewer cached images (stratified: 5, 10, 20, 30 per class), 3 seeds each. Every
 # size sees the same number of training images (6,000: the smaller the set, the more epochs), so
-# small sets are not under-trained. Scratch is the race's result with all 300 images: its best
-# within its budget.
+# small sets are not under-trained. Each head trains its fixed number of epochs (nothing is
+# chosen) and meets the test images once. Scratch is the race's result with all 300 images: the
+# test accuracy of its chosen epoch.
 
 # %%
 sizes = (50, 100, 200, TRAIN_IMAGES)  # 5, 10, 20, 30 per class
@@ -396,7 +426,7 @@ ax = figure.subplots()
 means = np.array([sweep[size].mean() for size in sizes])
 ax.errorbar(sizes, means, yerr=[means - [sweep[s].min() for s in sizes], [sweep[s].max() for s in sizes] - means],
             fmt="o-", color=COLORS["feature extraction"], capsize=3, label="feature extraction (3 seeds)")
-ax.axhspan(best["scratch"].min(), best["scratch"].max(), color=COLORS["scratch"], alpha=0.25,
+ax.axhspan(test_at_chosen["scratch"].min(), test_at_chosen["scratch"].max(), color=COLORS["scratch"], alpha=0.25,
            label=f"scratch, {TRAIN_IMAGES} images, {SCRATCH_EPOCHS} epochs")
 ax.axhline(CHANCE, color="black", linestyle=":", label="chance")
 ax.set_xscale("log")
@@ -407,12 +437,12 @@ ax.legend(fontsize=8, loc="lower right")
 figure
 
 # %%
-# more data helps: means 0.41, 0.54-0.55, 0.60-0.61, 0.64 for 50-300 images (3-seed spreads
-# <= 0.02, gaps >= 0.035; the means moved by <= 0.006 between trials)
+# more data helps: 3-seed means 0.406-0.408, 0.533-0.550, 0.602-0.608, 0.638-0.643 for 50-300
+# images over 3 runs (spreads of the means <= 0.007; the smallest step, 200 -> 300, +0.030 or more)
 assert all(np.diff(means) > 0)
-# 20 images a class with pretrained features beat 30 a class from scratch: 0.60-0.61 vs 3-seed
-# means of 0.43-0.46 (gaps >= 0.14)
-assert sweep[200].mean() > best["scratch"].mean() + 0.05
+# 20 images a class with pretrained features beat 30 a class from scratch: the difference
+# +0.149, +0.126, +0.154 (spread 0.012)
+assert sweep[200].mean() > test_at_chosen["scratch"].mean() + 0.05
 
 # %% [markdown]
 # What the sweep says:
@@ -427,9 +457,9 @@ assert sweep[200].mean() > best["scratch"].mean() + 0.05
 # ## Summary
 # - A fair race fixes the network, the data and the evaluation, runs several seeds, and says what
 #   the clock counts (here: cache passes on it, evaluation off it).
-# - Two numbers per runner: **seconds to reach a target** and **best accuracy within the budget**
-#   (optimistic: a real project picks the epoch on validation data). Transfer wins both here;
-#   scratch, with many times the time, learns, but slowly.
+# - Two numbers per runner: **seconds to reach a target** (on validation) and **test accuracy at
+#   the epoch validation chose** (the test set is measured once per run). Transfer wins both
+#   here; scratch, with many times the time, learns, but slowly.
 # - Feature extraction is the fastest start; fine-tuning goes furthest; fine-tuning only the last
 #   blocks on cached activations gets there at a fraction of full fine-tuning's cost.
 # - `tl.fit` counts epochs and records `history.seconds`; a clock that stops for evaluation is a
