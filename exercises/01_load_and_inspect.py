@@ -40,11 +40,8 @@ import tlcourse as tl
 # loads both for you, offline, from the model's name alone.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.load_pretrained` takes that name as a string, spelled as in the course (lower case,
-# underscores).
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 raise NotImplementedError("Exercise 1: load EfficientNet-Lite0 with its pretrained weights into `model`")
@@ -66,12 +63,8 @@ print(type(model).__name__)
 # values in every weight and bias tensor of the model, added up.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.get_head` gives you two things about the head (look at its docstring); an `nn.Linear`
-# keeps its input size in an attribute; `Tensor.numel()` counts the values of one tensor, and
-# `model.parameters()` yields them all.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 
 # %%

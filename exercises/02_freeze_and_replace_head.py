@@ -45,12 +45,8 @@ import tlcourse as tl
 # that learns. Freezing after the replacement would freeze the new head too.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.freeze` does the first step and `tl.replace_head` (see its `num_classes` argument) the
-# second. By hand: each parameter's `requires_grad`, and a new `torch.nn.Linear` whose input
-# size is the old head's `in_features`. Return the model you changed.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 
 # %%

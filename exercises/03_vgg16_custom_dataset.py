@@ -68,11 +68,8 @@ print(train_set.classes, len(train_set), "train,", len(test_set), "test images")
 # inputs as the old one did.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.freeze`; `vgg.classifier` is an `nn.Sequential` you can index and assign into; the old
-# layer's `in_features`, and `train_set.classes` for the number of outputs of a new `nn.Linear`.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 vgg = tl.load_pretrained("vgg16")  # offline: RANDOM weights, see the warning
@@ -93,12 +90,8 @@ print("trainable:", tl.trainable_names(vgg))
 # stored feature vectors, shuffled, for a number of epochs.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.freeze`; `tl.replace_head` returns the new head; `tl.extract_features(model, loader)`
-# returns a dataset of (feature vector, label) pairs; a shuffled `DataLoader` over it and
-# `tl.fit` (its `epochs` and `lr` arguments: about 20 epochs at 3e-3) train the head.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 model = tl.load_pretrained("efficientnet_lite0").to(device)

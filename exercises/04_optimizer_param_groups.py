@@ -50,13 +50,8 @@ tl.replace_head(model, num_classes=5)
 # its own learning rate.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.get_head` tells you the head's path; `tl.param_groups` builds groups from a dict of name
-# patterns to learning rates (see its `default_lr` argument) and skips frozen parameters. By
-# hand: `model.named_parameters()`, `p.requires_grad`, `str.startswith`, and a list of
-# `{"params": ..., "lr": ...}` dicts for `torch.optim.AdamW`.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 
 # %%

@@ -50,11 +50,8 @@ print([name for name, _ in model.named_children()])
 # blocks you unfroze too, so the ImageNet statistics are kept.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.replace_head`, `tl.freeze`, `tl.unfreeze` (it takes name patterns such as a block's name),
-# `tl.freeze_batchnorm`.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 raise NotImplementedError("Exercise 5: replace fc for 10 classes, freeze everything, unfreeze layer3, layer4 and fc, keep BatchNorm in eval mode")
@@ -70,11 +67,8 @@ print(f"trainable {trainable:,} of {total:,}")
 # unfroze move gently. Frozen parameters do not belong in the optimizer.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.param_groups` maps name patterns to learning rates and skips frozen parameters; pass its
-# result to `torch.optim.SGD` (with momentum) or `torch.optim.Adam`.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 raise NotImplementedError("Exercise 5: an optimizer over the trainable parameters: fc at 1e-3, layer3 and layer4 at 1e-4")

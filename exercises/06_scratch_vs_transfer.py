@@ -58,17 +58,14 @@ test_loader = DataLoader(test_set, batch_size=200)
 # evaluation, `accuracies[i]` the test accuracy then. Return the clock at the **first**
 # evaluation whose accuracy is at least `target`, or `math.inf` if there is none.
 #
-# <details><summary>Hint 1: the idea</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
 # Go through the evaluations in order and stop at the first one whose accuracy is high enough
 # ("at least" includes equal). If none is, the target was never reached.
 # </details>
 #
-# <details><summary>Hint 2: the API</summary>
-#
-# `zip(seconds, accuracies)` pairs the two lists; `math.inf` is the "never" value; return a
-# `float`, whatever the lists hold (numbers, NumPy values).
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 def seconds_to_reach(seconds, accuracies, target: float) -> float:
@@ -84,7 +81,7 @@ print(seconds_to_reach([1.0, 2.0, 3.0], [0.2, 0.5, 0.9], 0.5), seconds_to_reach(
 # head epoch. The clock counts the cache pass over the **training** images and the head's
 # epochs; building the model and passing the test images through the backbone are off the clock.
 #
-# <details><summary>Hint 1: the idea</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
 # The recipe of exercise 3: freeze, replace the head, cache the backbone's outputs once, train the
 # head on them. Cache the test images too (off the clock), so each epoch's test accuracy is a
@@ -92,14 +89,8 @@ print(seconds_to_reach([1.0, 2.0, 3.0], [0.2, 0.5, 0.9], 0.5), seconds_to_reach(
 # accuracies; its seconds include the validation pass, a millisecond on cached features.
 # </details>
 #
-# <details><summary>Hint 2: the API</summary>
-#
-# `tl.freeze`, `tl.replace_head` (it returns the new head), `tl.extract_features(model, loader)`,
-# `time.perf_counter()` before and after the training-image cache. `tl.fit` with the cached test
-# features as its validation data (about 20 epochs, lr 3e-3) and `restore_best=False`, so the head
-# you keep is the one the curve ends with. `history.seconds` and `history.val_accuracy` hold one
-# number per epoch; `np.cumsum` turns seconds per epoch into a clock.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 raise NotImplementedError("Exercise 6: transfer_model (pretrained Lite0, frozen, new head trained on cached features) and transfer_curve = (seconds, accuracies), one point per head epoch")
@@ -118,7 +109,7 @@ print(f"transfer: {transfer_seconds:.2f} s, test accuracy {transfer_curve[1][-1]
 # on the hardware (lesson 06 lets you try it): `model.to(device, memory_format=torch.channels_last)`,
 # and the same for each batch.
 #
-# <details><summary>Hint 1: the idea</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
 # `tl.fit` counts epochs, not seconds: write the loop yourself (notebook 06, section 2). Keep a
 # running total of training seconds: read the clock before and after each training step only,
@@ -127,14 +118,8 @@ print(f"transfer: {transfer_seconds:.2f} s, test accuracy {transfer_curve[1][-1]
 # the last step.
 # </details>
 #
-# <details><summary>Hint 2: the API</summary>
-#
-# `tl.load_pretrained("efficientnet_lite0", weights=None)`, `tl.replace_head`,
-# `torch.optim.Adam(model.parameters(), lr=3e-3)`, `model.modules()` with
-# `isinstance(module, nn.BatchNorm2d)`; a step is `model.train()`, the loss
-# `nn.functional.cross_entropy`, `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`;
-# a measurement is `tl.evaluate(model, test_loader, device=device)["accuracy"]`.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 scratch_budget = BUDGET_FACTOR * transfer_seconds

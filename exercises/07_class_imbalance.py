@@ -104,12 +104,8 @@ assert abs(10 * weights[1] - 300 * weights[0]) < 1e-3  # both classes weigh the 
 # is enough; both at once over-correct.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `nn.CrossEntropyLoss` takes a `weight=` tensor with one number per class; `tl.class_weights`
-# computes the balanced ones from the training labels. `tl.balanced_sampler` builds a
-# `WeightedRandomSampler` from the same labels, for `train_head`'s `sampler` argument.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 raise NotImplementedError("Exercise 7: set loss_fn (class-weighted) and sampler (or a balanced sampler and a plain loss)")

@@ -77,11 +77,8 @@ print(f"train accuracy {history.train_accuracy[-1]:.3f}")
 # the weights without your notebook.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.save_checkpoint(path, model, **extra)` saves the model's `state_dict` and every keyword
-# you add (here `classes` and `image_size`), atomically. `train_set.classes` holds the names.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 checkpoint_path = root / "animals.pt"
@@ -98,11 +95,8 @@ print(f"saved {checkpoint_path.stat().st_size / 1e6:.1f} MB")
 # switch to evaluation mode.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.load_checkpoint` (loads with `weights_only=True`), `tl.load_pretrained`, `tl.replace_head`
-# and `tl.load_model_state` (checks every shape); `.eval()` on the model.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 
 # %%
@@ -123,11 +117,8 @@ print(classes, image_size)
 # one, and turn the scores into probabilities; the largest names the class.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# PIL's `Image.open` and `.convert`, `tl.transforms_for("efficientnet_lite0", image_size=...)`,
-# and `tl.predict` (softmax probabilities; a single image becomes a batch of one).
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 
 # %%

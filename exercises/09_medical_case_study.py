@@ -104,12 +104,8 @@ if STANDIN:  # one image per patient: 20 % of 240
 # how rare they are in `train_set`.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.freeze`, `tl.replace_head`, `tl.extract_features`, `tl.fit` (with `loss_fn=`), and
-# `nn.CrossEntropyLoss(weight=...)` with `tl.class_weights` of the training labels (the cached
-# features' second tensor holds them).
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 model = tl.load_pretrained("efficientnet_lite0").to(device)
@@ -143,13 +139,8 @@ for t in (0.1, 0.3, 0.5, 0.7, 0.9):
 # `target` — the ROC curve lists exactly these points, as in notebook 07.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)` returns `(fpr, tpr,
-# thresholds)` with thresholds falling, every one of them (by default it leaves out thresholds
-# inside a run of positives, and the highest one you want may be among them); `np.argmax` of a
-# boolean array gives the first `True`. Return a plain `float`.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 
 # %%
@@ -170,10 +161,8 @@ print(f"threshold {threshold:.3f} on validation: sensitivity {val_sensitivity:.3
 # test labels; PNEUMONIA is the positive class.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `tl.sensitivity_specificity(labels, predictions)` returns `(sensitivity, specificity)`.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 p_pneumonia = tl.predict(model, DataLoader(test_set, batch_size=160))[:, 1]

@@ -65,12 +65,8 @@ train_loader = DataLoader(features, batch_size=32, shuffle=True, generator=tl.ma
 # there, and one lucky batch over a tiny step of the rate looks like a steep fall.
 # </details>
 #
-# <details><summary>Hint 2 (the API)</summary>
-#
-# `np.argmin(losses)` finds the minimum; `np.gradient(losses[:k + 1], np.log10(lrs[:k + 1]))`
-# gives the slope at each point up to it; `np.argmin` of the slopes is the steepest fall.
-# Return a Python `float`.
-# </details>
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 
 # %%
@@ -88,11 +84,16 @@ print(choose_lr(demo_lrs, demo_losses))  # 0.01: steepest just before the minimu
 # afterwards) with the batches of `train_loader` and an Adam optimizer over the head's
 # parameters; then `lr = choose_lr(...)` on what it measured.
 #
-# <details><summary>Hint (the API)</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `tl.lr_find(model, loader, optimizer)` returns a finder with `.lrs`, `.losses` and `.plot()`;
-# `torch.optim.Adam(head.parameters())` (its `lr` is overwritten at every step of the test).
+# A range test trains the head once over the batches while it raises the learning rate a little
+# at every step, and records the (smoothed) loss at each rate. It needs the part that trains, the
+# batches, and an optimizer over that part's parameters. Then your rule from section 1 reads one
+# rate off the rates and losses it recorded.
 # </details>
+#
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 raise NotImplementedError("Exercise 11: run tl.lr_find on head with an Adam optimizer, then lr = choose_lr(finder.lrs, finder.losses)")
@@ -107,11 +108,15 @@ finder.plot()
 # `scheduler.step()` after each `optimizer.step()`. Build `optimizer` (Adam over the head's
 # parameters) and `scheduler` (`max_lr=lr`, one step per batch for `EPOCHS` epochs).
 #
-# <details><summary>Hint (the API)</summary>
+# <details><summary>Hint 1 (the idea)</summary>
 #
-# `torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=..., total_steps=...)`; the loop runs
-# `EPOCHS * len(train_loader)` batches.
+# One-cycle steers the learning rate of an optimizer over the head's parameters: it needs the
+# peak rate (the one your rule read off the range test) and how many times it will be stepped in
+# all: once per batch, for every batch of every epoch.
 # </details>
+#
+# *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),
+# after another Hint 3 (the code).
 
 # %%
 EPOCHS = 20

@@ -45,6 +45,15 @@ import tlcourse as tl
 # `tl.load_pretrained` takes that name as a string, spelled as in the course (lower case,
 # underscores).
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# # one call: the model's name as a string, lower case with underscores
+# # ("efficientnet_" and its variant: lite0, lite1 or lite2; here the smallest)
+# model = tl.load_pretrained(...)
+# ```
+# </details>
 
 # %%
 ### BEGIN SOLUTION: load EfficientNet-Lite0 with its pretrained weights into `model`
@@ -73,6 +82,16 @@ print(type(model).__name__)
 # `tl.get_head` gives you two things about the head (look at its docstring); an `nn.Linear`
 # keeps its input size in an attribute; `Tensor.numel()` counts the values of one tensor, and
 # `model.parameters()` yields them all.
+# </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# def head_info(model):
+#     path, layer = tl.get_head(model)
+#     num_params = sum(... for p in model.parameters())  # the values in each tensor
+#     return {"path": path, "in_features": ..., "num_params": num_params}
+# ```
 # </details>
 
 

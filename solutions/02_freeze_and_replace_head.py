@@ -51,6 +51,16 @@ import tlcourse as tl
 # second. By hand: each parameter's `requires_grad`, and a new `torch.nn.Linear` whose input
 # size is the old head's `in_features`. Return the model you changed.
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# def make_feature_extractor(model, num_classes):
+#     tl.freeze(...)  # first: every parameter the model has now
+#     tl.replace_head(..., num_classes=num_classes)  # then: a new, trainable head
+#     return model
+# ```
+# </details>
 
 
 # %%

@@ -73,6 +73,16 @@ print(train_set.classes, len(train_set), "train,", len(test_set), "test images")
 # `tl.freeze`; `vgg.classifier` is an `nn.Sequential` you can index and assign into; the old
 # layer's `in_features`, and `train_set.classes` for the number of outputs of a new `nn.Linear`.
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# tl.freeze(vgg)  # first: every parameter frozen
+# # then a new last layer, created trainable: as many inputs as the old classifier[6] takes
+# # (print(vgg.classifier) above shows them), one output per class
+# vgg.classifier[6] = nn.Linear(..., len(train_set.classes))
+# ```
+# </details>
 
 # %%
 vgg = tl.load_pretrained("vgg16")  # offline: RANDOM weights, see the warning
@@ -101,6 +111,17 @@ print("trainable:", tl.trainable_names(vgg))
 # `tl.freeze`; `tl.replace_head` returns the new head; `tl.extract_features(model, loader)`
 # returns a dataset of (feature vector, label) pairs; a shuffled `DataLoader` over it and
 # `tl.fit` (its `epochs` and `lr` arguments: about 20 epochs at 3e-3) train the head.
+# </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# tl.freeze(model)
+# head = tl.replace_head(model, num_classes=len(train_set.classes))
+# features = tl.extract_features(model, DataLoader(train_set, batch_size=100))
+# feature_loader = DataLoader(features, batch_size=32, shuffle=True, generator=tl.make_generator(0))
+# tl.fit(..., feature_loader, epochs=20, lr=3e-3, device=device, progress=False)  # train what?
+# ```
 # </details>
 
 # %%

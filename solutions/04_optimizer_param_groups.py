@@ -57,6 +57,16 @@ tl.replace_head(model, num_classes=5)
 # hand: `model.named_parameters()`, `p.requires_grad`, `str.startswith`, and a list of
 # `{"params": ..., "lr": ...}` dicts for `torch.optim.AdamW`.
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# def make_optimizer(model):
+#     head_path, _ = tl.get_head(model)
+#     groups = tl.param_groups(model, {...: HEAD_LR}, default_lr=...)  # frozen ones are skipped
+#     return torch.optim.AdamW(groups)
+# ```
+# </details>
 
 
 # %%

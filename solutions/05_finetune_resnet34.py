@@ -55,6 +55,16 @@ print([name for name, _ in model.named_children()])
 # `tl.replace_head`, `tl.freeze`, `tl.unfreeze` (it takes name patterns such as a block's name),
 # `tl.freeze_batchnorm`.
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# tl.replace_head(model, num_classes=10)  # 1. the new head
+# tl.freeze(model)  # 2. everything
+# tl.unfreeze(model, ..., ..., ...)  # 3. the two blocks and the new head, by name
+# tl.freeze_batchnorm(model)  # 4. last: every BatchNorm in eval mode, affine weights frozen
+# ```
+# </details>
 
 # %%
 ### BEGIN SOLUTION: replace fc for 10 classes, freeze everything, unfreeze layer3, layer4 and fc, keep BatchNorm in eval mode
@@ -79,6 +89,15 @@ print(f"trainable {trainable:,} of {total:,}")
 #
 # `tl.param_groups` maps name patterns to learning rates and skips frozen parameters; pass its
 # result to `torch.optim.SGD` (with momentum) or `torch.optim.Adam`.
+# </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# # name pattern -> learning rate; frozen parameters are left out for you
+# groups = tl.param_groups(model, {"fc": ..., "layer3": 1e-4, "layer4": ...})
+# optimizer = torch.optim.SGD(groups, momentum=0.9)
+# ```
 # </details>
 
 # %%

@@ -110,6 +110,16 @@ assert abs(10 * weights[1] - 300 * weights[0]) < 1e-3  # both classes weigh the 
 # computes the balanced ones from the training labels. `tl.balanced_sampler` builds a
 # `WeightedRandomSampler` from the same labels, for `train_head`'s `sampler` argument.
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# # either a class-weighted loss and no sampler ...
+# loss_fn = nn.CrossEntropyLoss(weight=...)  # the balanced weights computed above
+# sampler = None
+# # ... or a plain nn.CrossEntropyLoss() and sampler = tl.balanced_sampler(...) (never both)
+# ```
+# </details>
 
 # %%
 ### BEGIN SOLUTION: set loss_fn (class-weighted) and sampler (or a balanced sampler and a plain loss)

@@ -82,6 +82,18 @@ print(f"train accuracy {history.train_accuracy[-1]:.3f}")
 # `tl.save_checkpoint(path, model, **extra)` saves the model's `state_dict` and every keyword
 # you add (here `classes` and `image_size`), atomically. `train_set.classes` holds the names.
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# tl.save_checkpoint(
+#     checkpoint_path,
+#     model,
+#     classes=...,  # the class names, in index order
+#     image_size=...,
+# )
+# ```
+# </details>
 
 # %%
 checkpoint_path = root / "animals.pt"
@@ -104,6 +116,18 @@ print(f"saved {checkpoint_path.stat().st_size / 1e6:.1f} MB")
 #
 # `tl.load_checkpoint` (loads with `weights_only=True`), `tl.load_pretrained`, `tl.replace_head`
 # and `tl.load_model_state` (checks every shape); `.eval()` on the model.
+# </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# def load_for_inference(path):
+#     checkpoint = tl.load_checkpoint(path)
+#     restored = tl.load_pretrained("efficientnet_lite0")
+#     tl.replace_head(restored, num_classes=..., verbose=False)  # as many as saved class names
+#     tl.load_model_state(restored, checkpoint[...])  # the key the weights were saved under
+#     return restored.eval(), checkpoint["classes"], checkpoint["image_size"]
+# ```
 # </details>
 
 
@@ -135,6 +159,18 @@ print(classes, image_size)
 #
 # PIL's `Image.open` and `.convert`, `tl.transforms_for("efficientnet_lite0", image_size=...)`,
 # and `tl.predict` (softmax probabilities; a single image becomes a batch of one).
+# </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# def predict_image(path):
+#     image = Image.open(path).convert(...)
+#     x = tl.transforms_for("efficientnet_lite0", image_size=image_size)(image)
+#     probabilities = tl.predict(restored, x)[0]  # one image in, one row of probabilities out
+#     best = int(probabilities.argmax())
+#     return classes[best], float(...)
+# ```
 # </details>
 
 

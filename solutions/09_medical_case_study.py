@@ -110,6 +110,18 @@ if STANDIN:  # one image per patient: 20 % of 240
 # `nn.CrossEntropyLoss(weight=...)` with `tl.class_weights` of the training labels (the cached
 # features' second tensor holds them).
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# tl.freeze(model, verbose=False)
+# head = tl.replace_head(model, num_classes=2)
+# features = tl.extract_features(model, DataLoader(train_set, batch_size=120))
+# loss_fn = nn.CrossEntropyLoss(weight=tl.class_weights(...)).to(device)  # the training labels
+# feature_loader = DataLoader(features, batch_size=32, shuffle=True, generator=tl.make_generator(0))
+# tl.fit(head, feature_loader, epochs=20, lr=3e-3, loss_fn=..., device=device, progress=False)
+# ```
+# </details>
 
 # %%
 model = tl.load_pretrained("efficientnet_lite0").to(device)
@@ -157,6 +169,16 @@ for t in (0.1, 0.3, 0.5, 0.7, 0.9):
 # inside a run of positives, and the highest one you want may be among them); `np.argmax` of a
 # boolean array gives the first `True`. Return a plain `float`.
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# def choose_threshold(labels, p_pneumonia, target=0.98):
+#     fpr, tpr, thresholds = roc_curve(labels, p_pneumonia, drop_intermediate=False)
+#     first = np.argmax(...)  # thresholds fall: the first point whose sensitivity reaches target
+#     return float(thresholds[first])
+# ```
+# </details>
 
 
 # %%
@@ -183,6 +205,15 @@ print(f"threshold {threshold:.3f} on validation: sensitivity {val_sensitivity:.3
 # <details><summary>Hint 2 (the API)</summary>
 #
 # `tl.sensitivity_specificity(labels, predictions)` returns `(sensitivity, specificity)`.
+# </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# # 1 = PNEUMONIA where p_pneumonia reaches the threshold you chose on validation
+# predictions = (p_pneumonia >= ...).long()
+# sensitivity, specificity = tl.sensitivity_specificity(..., predictions)
+# ```
 # </details>
 
 # %%

@@ -71,6 +71,17 @@ train_loader = DataLoader(features, batch_size=32, shuffle=True, generator=tl.ma
 # gives the slope at each point up to it; `np.argmin` of the slopes is the steepest fall.
 # Return a Python `float`.
 # </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# def choose_lr(lrs, losses):
+#     lrs, losses = np.asarray(lrs, dtype=float)[10:], np.asarray(losses, dtype=float)[10:]
+#     lowest = int(np.argmin(losses))
+#     slopes = np.gradient(losses[: lowest + 1], np.log10(lrs[: lowest + 1]))  # loss per decade
+#     return float(lrs[...])  # where the slope is steepest (most negative)
+# ```
+# </details>
 
 
 # %%
@@ -93,10 +104,28 @@ print(choose_lr(demo_lrs, demo_losses))  # 0.01: steepest just before the minimu
 # afterwards) with the batches of `train_loader` and an Adam optimizer over the head's
 # parameters; then `lr = choose_lr(...)` on what it measured.
 #
-# <details><summary>Hint (the API)</summary>
+# <details><summary>Hint 1 (the idea)</summary>
+#
+# A range test trains the head once over the batches while it raises the learning rate a little
+# at every step, and records the (smoothed) loss at each rate. It needs the part that trains, the
+# batches, and an optimizer over that part's parameters. Then your rule from section 1 reads one
+# rate off the rates and losses it recorded.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
 #
 # `tl.lr_find(model, loader, optimizer)` returns a finder with `.lrs`, `.losses` and `.plot()`;
 # `torch.optim.Adam(head.parameters())` (its `lr` is overwritten at every step of the test).
+# </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# finder = tl.lr_find(
+#     head, train_loader, torch.optim.Adam(...)  # an Adam over the head's parameters
+# )
+# lr = choose_lr(finder.lrs, ...)  # your rule, on what the range test measured
+# ```
 # </details>
 
 # %%
@@ -115,10 +144,27 @@ finder.plot()
 # `scheduler.step()` after each `optimizer.step()`. Build `optimizer` (Adam over the head's
 # parameters) and `scheduler` (`max_lr=lr`, one step per batch for `EPOCHS` epochs).
 #
-# <details><summary>Hint (the API)</summary>
+# <details><summary>Hint 1 (the idea)</summary>
+#
+# One-cycle steers the learning rate of an optimizer over the head's parameters: it needs the
+# peak rate (the one your rule read off the range test) and how many times it will be stepped in
+# all: once per batch, for every batch of every epoch.
+# </details>
+#
+# <details><summary>Hint 2 (the API)</summary>
 #
 # `torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=..., total_steps=...)`; the loop runs
 # `EPOCHS * len(train_loader)` batches.
+# </details>
+#
+# <details><summary>Hint 3 (the code)</summary>
+#
+# ```python
+# optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+# scheduler = torch.optim.lr_scheduler.OneCycleLR(
+#     optimizer, max_lr=..., total_steps=...  # one step per batch, for EPOCHS epochs
+# )
+# ```
 # </details>
 
 # %%

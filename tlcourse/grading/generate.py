@@ -2,8 +2,10 @@
 
 In `solutions/NN_name.py` the learner's part sits between `### BEGIN SOLUTION: <what to do>`
 and `### END SOLUTION`; the exercise gets `raise NotImplementedError("Exercise N: <what to do>")`
-at the same indentation. Both the `.py` and the `.ipynb` (no outputs, fixed cell ids) are written,
-and the table of exercises/README.md from the registry (see `readme`).
+at the same indentation. Hint 1 of each section stays in the exercise; Hints 2 and 3 go to
+exercises/hints.json, which the grader reads after failed attempts (see `hints`). Both the
+`.py` and the `.ipynb` (no outputs, fixed cell ids) are written, and the table of
+exercises/README.md from the registry (see `readme`).
 
     python -m tlcourse.grading.generate            # = make exercises
     python -m tlcourse.grading.generate --check    # exit 1 if exercises/ is out of date (CI)
@@ -20,7 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tlcourse.grading.ids import exercise_number, solution_files
+from tlcourse.grading.hints import HINTS_FILE, split_hints, write_hints
+from tlcourse.grading.ids import exercise_id, exercise_number, solution_files
 from tlcourse.grading.readme import readme_problems, write_readme
 
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION(?::\s*(?P<task>.*\S))?\s*$")
@@ -84,17 +87,19 @@ def generate(solutions: Path, exercises: Path) -> list[Path]:
         PosixPath('exercises/01_load_and_inspect.py')
     """
     exercises.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, hints = [], {}
     for solution in solution_files(solutions).values():
         number = exercise_number(solution.name)
-        script = blank_solutions(solution.read_text(encoding="utf-8"), number, str(solution))
+        shown, hints[exercise_id(number)] = split_hints(solution.read_text(encoding="utf-8"))
+        script = blank_solutions(shown, number, str(solution))
         for suffix, text in ((".py", script), (".ipynb", to_ipynb(script, solution.stem))):
             target = exercises / f"{solution.stem}{suffix}"
             target.write_text(text, encoding="utf-8")
             written.append(target)
     if not written:
         raise ValueError(f"no solutions/NN_name.py files in {solutions}")
-    return written
+    write_hints(exercises / HINTS_FILE, hints)  # Hints 2 and 3, shown after failed attempts
+    return [*written, exercises / HINTS_FILE]
 
 
 def stale(solutions: Path, exercises: Path) -> list[str]:
@@ -117,7 +122,7 @@ def stale(solutions: Path, exercises: Path) -> list[str]:
     extra = [
         p
         for p in sorted(exercises.glob("[0-9][0-9]_*"))
-        if p.suffix in (".py", ".ipynb") and p.name not in names
+        if p.suffix in (".py", ".ipynb", ".json") and p.name not in names
     ]
     extra_problems = [f"{p}: has no solution (delete it)" for p in extra]
     return problems + extra_problems + readme_problems(solutions, exercises / "README.md")

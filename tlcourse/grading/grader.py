@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 from tlcourse.grading.data import clear_outputs
+from tlcourse.grading.hints import next_hints
 from tlcourse.grading.progress import attempt_source, is_solution, record_attempt, symbols
 from tlcourse.grading.registry import (
     TIMEOUT_ENV,
@@ -250,8 +251,11 @@ def check(exercise: str, /, **objects) -> Report | None:
     if is_solution(source):
         report.notes.append("solution checked (not counted in your progress)")
     print(report.format())
-    record_attempt(ex.id, report.status, report.points, ex.max_points, source=source)
+    failed = record_attempt(ex.id, report.status, report.points, ex.max_points, source=source)
     if not report.passed:
+        needs = {name for r in report.results if not r.passed for name in r.check.needs}
+        for line in next_hints(ex.id, needs, failed, notebook=source):
+            print(line)
         failing = sum(not r.passed for r in report.results)
         raise CheckFailed(
             f"{ex.id}: {failing} of {len(report.results)} checks not passing yet "

@@ -137,8 +137,10 @@ def record_attempt(
     max_points: int,
     path: str | Path | None = None,
     source: str | None = None,
-) -> None:
+) -> int:
     """Store one attempt (atomic write). A read-only or full disk prints a warning, never raises.
+    Returns how many attempts at this exercise have failed so far, this one included (0 for a
+    solution notebook): the grader unlocks the next hint by it.
 
     `source` is the graded notebook (default: `attempt_source()`). A check of a notebook in
     `solutions/` goes to "solution_checks": shown, never counted as the learner's work.
@@ -157,19 +159,23 @@ def record_attempt(
             "status": status, "points": points, "max_points": max_points,
             "last_attempt": when, "notebook": source or str(Path.cwd()),
         }  # fmt: skip
-        return _write(path, data)
+        _write(path, data)
+        return 0
     entry = data["exercises"].get(exercise, {})
     best = max(points, int(entry.get("best_points", 0) or 0))
+    failed = int(entry.get("failed_attempts", 0) or 0) + (status != "passed")
     data["exercises"][exercise] = {
         "status": "passed" if entry.get("status") == "passed" else status,
         "points": points,
         "best_points": best,
         "max_points": max_points,
         "attempts": int(entry.get("attempts", 0) or 0) + 1,
+        "failed_attempts": failed,
         "last_attempt": when,
         "notebook": source,
     }
     _write(path, data)
+    return failed
 
 
 def _write(path: Path, data: dict) -> None:

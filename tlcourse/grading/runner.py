@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlcourse.grading.grader import grade
+from tlcourse.grading.hints import next_hints
 from tlcourse.grading.ids import exercise_id
 from tlcourse.grading.progress import (
     NOTEBOOK_ENV,
@@ -324,5 +325,13 @@ def check_notebook(
         else:
             status = "error"
         points = ex.max_points if run.passed else (best["points"] if best else 0)
-        record_attempt(ex.id, status, points, ex.max_points, source=str(Path(path).resolve()))
+        source = str(Path(path).resolve())
+        failed = record_attempt(ex.id, status, points, ex.max_points, source=source)
+        if not run.passed:
+            titles = {
+                r["title"] for report in own for r in report["results"] if r["status"] != "passed"
+            }
+            needs = {n for c in ex.checks if c.title in titles or not own for n in c.needs}
+            for line in next_hints(ex.id, needs, failed, notebook=source):
+                print(line)
     return 0 if run.passed else 1
