@@ -29,8 +29,8 @@
 # patterns — edges, colour blobs, textures — that are useful for almost any image; its late layers
 # combine them into ImageNet-specific concepts. We keep the generic part (the *backbone*), and
 # replace or retrain the specific part (the *head*). Result: a useful model from little data and
-# little compute, where training the whole network from scratch needs much more of both (lesson
-# 02 and lesson 06 measure it).
+# little compute, where training the whole network from scratch needs much more of both
+# (lesson 06 measures it).
 
 # %%
 # %matplotlib inline

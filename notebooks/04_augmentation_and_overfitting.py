@@ -175,7 +175,8 @@ tl.show_images(tl.to_displayable(examples), [label] * 16, classes, title="16 ran
 
 # %% [markdown]
 # With a frozen backbone we can still cache: push each training image through `augment` 10 times,
-# once, and train the head on the 1,000 augmented feature vectors ("offline augmentation").
+# once, and train the head on the 100 original plus the 1,000 augmented feature vectors, 1,100 in
+# all ("offline augmentation").
 
 # %%
 tl.seed_everything(0)
@@ -305,9 +306,10 @@ tl.show_images(tl.to_displayable(train_horses), columns=10, title="all 10 traini
 # %% [markdown]
 # Compare the two: which views of a horse does the gallery show that the 10 training horses
 # show rarely or not at all? Flips, crops and small rotations re-draw the views the training
-# set already has; none of them turns a side view into a front view. Where the confident
-# mistakes come from views the training set lacks, what helps is a few more images seen that way
-# (data), not stronger augmentation or a longer training run.
+# set already has; none of them turns a side view into a front view. If the confident mistakes
+# come from views the training set lacks, a few more images seen that way (data) may help more
+# than stronger augmentation or a longer training run; this lesson does not test it. What would
+# you try first, and how would you check that it helped?
 #
 # ## 5. Regularisation: dropout and weight decay
 # Dropout zeroes random hidden units during training, so the head cannot rely on any single one;
@@ -349,9 +351,10 @@ tl.plot_history(regularised["none"], regularised["both"], labels=["none", "dropo
 #   even cache augmented features.
 # - Sweep the learning rate over powers of ten before anything else; add a cosine schedule
 #   (fine steps at the end: the validation loss settles, lower).
-# - Look at the top losses (`tl.top_losses`, `tl.plot_top_losses`): the confident mistakes show
-#   what the training data lacks (for instance views of a class it never shows), which
-#   augmentation cannot invent.
+# - Look at the top losses (`tl.top_losses`, `tl.plot_top_losses`): the confident mistakes may
+#   point at what the training data lacks (for instance views of a class it rarely shows), which
+#   flips, crops and rotations cannot invent: a hypothesis to test, with more images or
+#   stronger augmentation.
 # - Dropout and weight decay shrink the train/validation gap.
 # - Claims about small differences are compared as means over seeds.
 #

@@ -74,7 +74,7 @@ assert (np.bincount(labels[val_index]) == 100).all() and (np.bincount(labels[tes
 
 # %% [markdown]
 # Real ImageNet weights (EfficientNet-Lite0), frozen. As in notebook 03 we run the frozen part
-# **once**: the activations at the input of `features.7` are cached (for fine-tuning in section 8),
+# **once**: the activations at the input of `features.7` are cached (for fine-tuning in section 9),
 # and from them the 1280-d head inputs (for everything else). Every head-only remedy below then
 # trains on 1,280 numbers an image, not on pixels (the time of one head is printed in section 2).
 
@@ -170,13 +170,13 @@ per_class
 # %%
 cat_recall = plain["per_class"]["Cat"]["recall"]
 other_recall = np.mean([v["recall"] for name, v in plain["per_class"].items() if name != "Cat"])
-# Validation, seed 3: accuracy 0.866, cat recall 0.17, other classes' recall 0.94; seed spreads
-# (9 seeds, a balanced set of the same kind): 0.010, 0.08 and 0.004. Every bound sits >= 4x its
-# spread away
+# Validation, one measured seed: accuracy 0.866, cat recall 0.17, other classes' recall 0.94;
+# seed spreads (9 seeds, a balanced set of the same kind): 0.010, 0.08 and 0.004. Every bound
+# sits >= 4x its spread away
 assert plain["accuracy"] > 0.8 and cat_recall < 0.5 and cat_recall < other_recall - 0.3
-assert plain["per_class"]["Cat"]["precision"] > 0.7  # seed 3: 1.00 (spread 0.08)
-# the cat row's biggest cell: Dog for seed 3 (9 seeds on the other set: 47-62 cats to Dog, 17-25
-# to the runner-up, Bear)
+assert plain["per_class"]["Cat"]["precision"] > 0.7  # one measured seed: 1.00 (spread 0.08)
+# the cat row's biggest cell: Dog for one measured seed (9 seeds on the other set: 47-62 cats to
+# Dog, 17-25 to the runner-up, Bear)
 assert plain["confusion_matrix"][CAT].argmax() == classes.index("Dog")
 tl.plot_confusion_matrix(plain["confusion_matrix"], classes, title="plain training (rows: true)")
 
@@ -192,12 +192,13 @@ imbalanced = np.flatnonzero((val_labels != CAT) | (np.cumsum(val_labels == CAT) 
 accuracy_imbalanced = (results["plain"][0][imbalanced].argmax(1).numpy() == val_labels[imbalanced]).mean()
 print(f"plain model on validation images with 5 % cats: accuracy {accuracy_imbalanced:.3f}")
 print(f"a model that never says 'cat' can reach up to {1 - 5 / len(imbalanced):.3f}")
-# seed 3: 0.938 here against 0.866 on the balanced validation set (5 seeds on a set of the same
-# kind: 0.922-0.926 against 0.843-0.853)
+# one measured seed: 0.938 on these 905 images against 0.866 on the balanced validation set (5
+# seeds on a set of the same kind: 0.922-0.926 against 0.843-0.853)
 assert len(imbalanced) == 905 and accuracy_imbalanced > plain["accuracy"]
 cat_auc = roc_auc_score(val_labels == CAT, results["plain"][0][:, CAT])  # P(cat) ranks cats first?
 print(f"ROC-AUC: all classes {plain['roc_auc']:.3f}, cat vs rest {cat_auc:.3f}")
-assert plain["roc_auc"] > 0.95 and cat_auc > 0.9  # seed 3: 0.992 and 0.978 (5 seeds: spreads <= 0.005)
+# one measured seed: 0.992 and 0.978 (5 seeds: spreads <= 0.005)
+assert plain["roc_auc"] > 0.95 and cat_auc > 0.9
 
 # %% [markdown]
 # ROC-AUC (one-vs-rest, averaged over classes) stays high: the cat *scores* still rank most cats
@@ -304,12 +305,13 @@ remedies["ensemble (5 bags)"] = lambda split: [torch.stack(heads_on(members)(spl
 
 # %% [markdown]
 # ## 9. Fine-tuning vs head-only
-# So far only the head learned (it is "head-only, class-weighted" in section 3). Now also
+# So far only the head learned, as in section 3 (the "class-weighted loss" row). Now also
 # fine-tune the last stage and the 1×1 head conv (`features.7`, `features.8`) with the same class
 # weights, starting from that head (seed 0), on the cached `features.7` activations (notebook
 # 03's recipe). As everywhere in the course, the pretrained BatchNorm layers keep their ImageNet
 # statistics (eval mode) and their affine weights frozen, in the unfrozen blocks too:
-# `tl.freeze_batchnorm(model)` after choosing what to unfreeze. One run only: it costs more.
+# `tl.freeze_batchnorm(model)` after choosing what to unfreeze. One run only, so
+# section 11 asserts only a floor for it.
 
 # %%
 model.classifier[1].load_state_dict(weighted_heads[0].state_dict())  # start from section 3's head
@@ -423,8 +425,8 @@ assert (table["ROC-AUC"] > 0.94).all()
 #   its accuracy goes up (asserted), because the cats it now finds outnumber the animals it
 #   wrongly calls cats.
 # - Fine-tuning the last blocks (class weights, BatchNorm fixed) is one run here, and only a floor
-#   is asserted for it: with 5 cats it has little to learn from, and better features cannot find
-#   the cats it never saw.
+#   is asserted for it (accuracy): its cat recall is in the table above, and a single run cannot
+#   rank it against the other rows.
 # - Which row is "best" depends on the cost of each mistake: a missed tumour is worse than a false
 #   alarm (notebook 07 makes that concrete with sensitivity and specificity). Decide that rule
 #   *before* comparing, and apply it to the validation scores, never to the test set.

@@ -177,7 +177,9 @@ assert len(failures) == 2 and "Unicorn" in plain.classes and len(plain) == good_
 # %% [markdown]
 # Grey images are fine: the default loader converts everything with `convert("RGB")`. But look at
 # what that does to **transparency**: transparent pixels keep whatever colour they store — usually
-# black. `tlcourse` lays transparent images on white instead (and scales 16-bit X-rays correctly).
+# black. `tlcourse` lays transparent images on white instead. (Its `to_rgb` also rescales 16-bit
+# grey images, common for X-rays, by their maximum; this lesson has none: see
+# `tlcourse/imagefolder.py`.)
 
 # %%
 with Image.open(messy / "Bird" / "transparent.png") as rgba_image:
@@ -553,7 +555,7 @@ if STANDIN:  # 11 training runs: p[true] of the 8 worst is at most 0.17-0.24 (sp
 #   PNEUMONIA is a false alarm: a second look by a radiologist. The line above the gallery counts
 #   both. The class weights (printed with the training) make a NORMAL mistake cost more than a
 #   PNEUMONIA mistake in training, which pushes doubtful cases towards NORMAL — towards missed
-#   pneumonias. The price of the weights shows up exactly where it hurts.
+#   pneumonias. The line above the gallery shows whether that happened in your run.
 # - **Look for a pattern** — a pose, a crop, a kind of image that keeps coming back. A pattern
 #   tells you which data to add; a mix of unrelated oddities points at label noise or luck.
 # - **A threshold cannot rescue confident mistakes.** A mistake with p[true] near 0 (the range is
@@ -579,8 +581,8 @@ if STANDIN:  # 11 training runs: p[true] of the 8 worst is at most 0.17-0.24 (sp
 # - **Small validation sets give noisy thresholds.** The real dataset's own `val/` folder is
 #   tiny (8 images per class, the table above), so we split about a fifth of the training images
 #   off instead, by patient. The resampled range printed with the threshold shows how much of the
-#   chosen value is owed to which images happened to be in the validation set: the fewer they
-#   are, the wider it gets.
+#   chosen value is owed to which images happened to be in the validation set (a smaller
+#   validation set would give a wider range).
 # - **Split by patient.** Images of one patient resemble each other more than images of two
 #   patients do; with one patient on both sides, validation can flatter the model. Our split keeps
 #   each patient on one side (asserted above). For real X-rays, also try larger images than this
@@ -595,8 +597,9 @@ shutil.rmtree(DATA)  # remove everything this notebook wrote
 # - `datasets.ImageFolder(root, transform)` reads `root/<class>/<image>`; class indices come from
 #   the sorted folder names (`classes`, `class_to_idx`).
 # - Plain `ImageFolder` stops on an empty class folder and crashes mid-epoch on a truncated or fake
-#   image; `tl.load_imagefolder` checks every file up front, converts grey/RGBA/16-bit to RGB and
-#   lists what it skipped (`dataset.skipped`).
+#   image; `tl.load_imagefolder` checks every file up front, converts grey and RGBA images to RGB
+#   (16-bit grey too, see `to_rgb` in `tlcourse/imagefolder.py`) and lists what it skipped
+#   (`dataset.skipped`).
 # - Save `{"model": state_dict, "classes": ..., "transform": settings}`; load with
 #   `torch.load(path, weights_only=True)` (`tl.save_checkpoint` / `tl.load_checkpoint`).
 # - For a medical test, report sensitivity and specificity and choose the threshold on validation

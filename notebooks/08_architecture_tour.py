@@ -159,9 +159,9 @@ table[["family", "params (M)", "GMACs / image", "ms / image", "weights here"]].r
 assert table.loc["vgg16", "params (M)"] > 20 * table.loc["mobilenet_v3_large", "params (M)"]
 assert table.loc["efficientnet_lite0", "params (M)"] < table.loc["efficientnet_lite2", "params (M)"]
 assert table.loc["densenet121", "params (M)"] < table.loc["resnet18", "params (M)"]
-# Milliseconds are shown, not asserted: on a busy machine (9 processes on 2 cores) this table once
-# read VGG16 403 ms, MobileNetV3 1234 ms, DenseNet121 2941 ms — the order of the multiply-adds
-# below turned upside down. "VGG16 is slow" is asserted through its multiply-adds.
+# Milliseconds are shown, not asserted: on a busy 2-core CPU this table once read VGG16 403 ms,
+# MobileNetV3 1234 ms, DenseNet121 2941 ms — the order of the multiply-adds below turned upside
+# down. "VGG16 is slow" is asserted through its multiply-adds.
 assert table.loc["densenet121", "GMACs / image"] > 1.3 * table.loc["resnet18", "GMACs / image"]
 assert table.loc["vgg16", "GMACs / image"] > 20 * table.loc["mobilenet_v3_large", "GMACs / image"]
 
@@ -240,8 +240,9 @@ assert mean_accuracy["efficientnet_lite2"] < mean_accuracy["efficientnet_lite0"]
 
 # %% [markdown]
 # ## 5. How to pick a backbone
-# - **Start small and pretrained.** A model whose real weights you have (here: Lite0) beats a
-#   "better" architecture you can only initialise randomly. With a frozen backbone and cached
+# - **Start small and pretrained.** Prefer a model whose real weights you have (in this course:
+#   Lite0) to a "better" architecture you can only initialise randomly: lesson 06 measured how
+#   far random weights fall behind, for Lite0 itself. With a frozen backbone and cached
 #   features, even a large model is cheap to *train* — but it is still slow to *run*.
 # - **Deployment decides speed.** Phone or CPU: MobileNet / EfficientNet(-Lite). A server GPU:
 #   ResNet-50 or EfficientNet-B0…B4 are common defaults. VGG is mainly of historical interest:

@@ -28,8 +28,10 @@
 # - train on **several processes** with PyTorch's DistributedDataParallel (DDP) and `torchrun`,
 #   using the very same `tl.fit` call — here 2 CPU processes, launched from this notebook.
 #
-# Honest note: this course's CI has no GPU. Everything below runs on the CPU here; the CUDA and
-# MPS paths are the standard PyTorch calls, but they are not tested by the project's CI.
+# Honest note: a CPU is enough for every cell. The cells that take `device` run on what
+# `pick_device()` chooses (your GPU, if you have one); the bf16 autocast demo and the DDP runs use
+# the CPU in any case. The CUDA and MPS paths are the standard PyTorch calls, but the course's
+# automated tests run on a CPU and do not cover them.
 
 # %%
 import math
@@ -147,22 +149,23 @@ gap = (fp32 - bf16).abs().max().item()
 print(f"largest probability gap {gap:.4f}; one forward: {fp32_seconds:.2f} s fp32, {bf16_seconds:.2f} s bf16 (noisy)")
 assert logits_bf16.dtype == torch.bfloat16 and model.classifier[1].weight.dtype == torch.float32
 # A near-tie may flip (chelsea: Egyptian cat 0.388 vs tiger cat 0.326); a clear answer must not.
-# Here: largest gap 0.022; the clear answers lead by 0.117 to 0.930, over 5x that gap.
+# Measured: largest gap 0.022; the clear answers lead by 0.117 to 0.930, over 5x that gap.
 top2 = fp32.topk(2, dim=1).values
 clear = top2[:, 0] - top2[:, 1] > 0.1
 assert clear.sum() >= 3 and torch.equal(fp32.argmax(1)[clear], bf16.argmax(1)[clear])
-assert gap < 0.1  # 4.6x the gap measured here
+assert gap < 0.1  # 4.6x the gap measured
 
 # %% [markdown]
 # Speed on the CPU depends on the chip (bf16 is fast only with AVX-512-bf16 or AMX); we print it
-# but do not claim it. On GPUs the gains are well documented (not measured by this course's CI):
+# but do not claim it. On GPUs the gains are well documented (not measured by this course):
 #
 # | on a Tensor-Core GPU (V100, A100, H100, RTX 20xx+) | typical training speed-up | source |
 # |---|---|---|
 # | AMP (fp16/bf16 autocast) vs float32 | about 2–3× | PyTorch "Automatic Mixed Precision" recipe |
 # | `channels_last` on top of AMP, convnets | about +8–35 % (ResNet-50 +22 %) | PyTorch "Channels Last" tutorial (V100) |
 #
-# Memory for activations also halves, so batches can roughly double.
+# In theory, activations in fp16/bf16 take about half the memory of float32 ones, which may leave
+# room for larger batches (this course does not measure it).
 #
 # **`channels_last`** stores an image batch (B, C, H, W) pixel by pixel (B, H, W, C) in memory:
 # the shape and the math stay the same, only the strides change. GPU convolution kernels prefer it.
@@ -241,11 +244,11 @@ for name in variants:
 tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
 tolerance = 2e-2 if tf32 else 1e-4
 assert torch.allclose(features["default"], reference, rtol=tolerance, atol=tolerance * reference.abs().max())
-if "bf16 (opt-in)" in variants:  # measured here: mean cosine 0.998, lowest single image 0.992
+if "bf16 (opt-in)" in variants:  # measured: mean cosine 0.998, lowest single image 0.992
     assert nn.functional.cosine_similarity(features["bf16 (opt-in)"], reference).mean() > 0.99
-# Speed depends on the machine and its load. Measured here (AMD EPYC, 2 threads, load 4-5, 5 runs
-# of this cell): default 1.69-2.40x, bf16 1.36-2.19x (two later runs: default 1.55x and 1.68x,
-# bf16 2.97x and 3.20x); with only AVX2 or SSE4.1 kernels (forced with
+# Speed depends on the machine and its load. Measured on a busy 2-core x86 CPU (2 threads, load
+# 4-5, 5 runs of this cell): default 1.69-2.40x, bf16 1.36-2.19x (two later runs: default 1.55x
+# and 1.68x, bf16 2.97x and 3.20x); with only AVX2 or SSE4.1 kernels (forced with
 # ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY) the default still ran 1.47-1.48x. So the claim checked
 # is the weak one, on x86 CPUs only: the default is faster (lowest median seen 1.47, spread of the
 # lower runs 0.1). bf16's gain swings with the load: printed, not asserted.
@@ -450,9 +453,9 @@ assert abs(accuracy[1] - accuracy[2]) < 0.04  # margin 0.035, 3.5x the spread
 # shuffled loader. Without shuffling they are — `tests/test_distributed.py` checks that two
 # processes end with the same weights (up to float rounding) as one process with the combined batch.
 # Compare the two run times printed above: on a CPU both processes share the same cores, start
-# their own Python and exchange gradients after every step, so DDP gains little or nothing there;
-# its point is many GPUs or many machines. `make ddp-demo` runs the whole
-# transfer-learning demo this way.
+# their own Python and exchange gradients after every step, which eats into any gain there (the
+# printed times show how much is left); DDP's point is many GPUs or many machines.
+# `make ddp-demo` runs the whole transfer-learning demo this way.
 #
 # **Several machines**: start the same command on each, pointing to one rendezvous host:
 #

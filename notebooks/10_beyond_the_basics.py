@@ -216,9 +216,10 @@ print(f"one-cycle minus constant, same rate and epochs: {one_cycle_gain.mean():+
 
 # %% [markdown]
 # What the seeds say:
-# - **The range test finds a good rate in one short run.** Its suggestion trains the head about
+# - **The range test finds a good rate in one run.** Its suggestion trains the head about
 #   as well as the best of a six-rate sweep (the gap is printed above; asserted: within a point
-#   on average over the seeds), for the price of one short run instead of 18 full ones. Too
+#   on average over the seeds), for one range test per seed instead of six training runs (the
+#   batches of each are printed above). Too
 #   small a rate (1e-5) barely learns in 20 epochs (asserted: its accuracy is more than 0.3
 #   below the finder's rate's, on every seed).
 # - Adam on a linear head is forgiving: look at how many rates of the sweep train well. The
@@ -508,7 +509,8 @@ tl.show_gradcam(x[worst], animals["cams"][worst],
 # ### The medical stand-in
 # The same question for the binary, imbalanced stand-in of exercise 9, written by
 # `tl.grading.write_medical_standin` (its README, printed below, says what it holds: animal
-# silhouettes, 1 : 3, *not* medical data; lesson 07's own stand-in uses other animals), 600
+# silhouettes, 1 : 3, *not* medical data; lesson 07's own stand-in uses horses, not cats, for
+# NORMAL), 600
 # training and 160 test images read from its ImageFolder tree with `tl.load_imagefolder`, placed
 # the same way, the head trained with class weights (lesson 05).
 # On a real X-ray the same check asks the question that matters: does the model look at the
@@ -600,7 +602,7 @@ assert cost > len(VIEWS) / 2  # measured 5.1-6.6x on CPUs, 7.4x on a GPU: a forw
 
 # %% [markdown]
 # ## Summary
-# - **The range test** (`tl.lr_find`): one short run, LR growing exponentially, loss smoothed,
+# - **The range test** (`tl.lr_find`): one run, LR growing exponentially, loss smoothed,
 #   suggestion at the steepest fall. Its rate trained the head about as well as the best of a
 #   six-rate sweep chosen on validation. `OneCycleLR` steps every batch (write the loop, or step
 #   it yourself); no gain asserted here.
