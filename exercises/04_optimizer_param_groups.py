@@ -46,7 +46,7 @@ tl.replace_head(model, num_classes=5)
 # <details><summary>Hint 1 (the idea)</summary>
 #
 # Keep only the parameters that train, and split them in two groups: the head's (their names
-# start with the head's path) and all others. An optimizer accepts a list of groups, each with
+# start with the head's path and a dot, e.g. `fc.`) and all others. An optimizer accepts a list of groups, each with
 # its own learning rate.
 # </details>
 #

@@ -45,8 +45,8 @@ print([name for name, _ in model.named_children()])
 #
 # <details><summary>Hint 1 (the idea)</summary>
 #
-# Order matters. New head first; then freeze everything; then unfreeze exactly the two blocks
-# and the new head; last, fix every BatchNorm layer (eval mode, affine weights frozen), in the
+# Order matters. New head first; then freeze everything (the new head too: the next step
+# unfreezes it again, by name); then unfreeze exactly the two blocks and the new head; last, fix every BatchNorm layer (eval mode, affine weights frozen), in the
 # blocks you unfroze too, so the ImageNet statistics are kept.
 # </details>
 #

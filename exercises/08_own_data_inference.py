@@ -74,7 +74,9 @@ print(f"train accuracy {history.train_accuracy[-1]:.3f}")
 #
 # A checkpoint is a dict: the weights as a `state_dict` (tensors only) plus, under their own
 # keys, the class names in index order and the image size — everything a colleague needs to use
-# the weights without your notebook.
+# the weights without your notebook. The grader reads the keys `model`, `classes` and
+# `image_size` (lesson 07 keeps the image size inside its transform settings instead: either
+# works for you, but here use these three keys).
 # </details>
 #
 # *Stuck?* Run the graded cell: after a failed attempt its report shows Hint 2 (the API),

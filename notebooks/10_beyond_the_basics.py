@@ -26,8 +26,10 @@
 #   answer against a ground truth the silhouettes give for free;
 # - buy accuracy at prediction time with **test-time augmentation** (TTA), and price it.
 #
-# Every comparison runs 3 seeds (`SEEDS`); an assert needs a margin at least 3 times the spread
-# between seeds (measured, and written beside it), so that it holds on your machine too. Where
+# Every comparison runs 3 seeds (`SEEDS`). Each assert was measured in 3 runs of this notebook
+# with other seeds, and its bound sits at least 3 times the spread of what it compares (the
+# standard deviation over those runs, written beside it) from the measured values, so that it
+# holds on your machine too. Where
 # the data support only a weaker claim, the notebook says so and asserts that. Choices (a
 # learning rate) are made on a validation set; the test set only reports.
 
@@ -50,7 +52,7 @@ import tlcourse as tl
 
 tl.seed_everything(0)
 device = tl.get_device()
-SEEDS = (0, 1, 2)  # 3 seeds; an assert's margin: >= 3x their spread
+SEEDS = (0, 1, 2)  # 3 seeds; each assert's bound: >= 3 spreads from what was measured
 
 # %% [markdown]
 # ## 0. The data, cached once
@@ -198,10 +200,10 @@ figure
 # %%
 gap = found - sweep[best_lr]  # paired: the same seed, so the same initial head and batch order
 print(f"finder's LR minus the sweep's best, on validation: {gap.mean():+.3f} on average (seeds {np.round(gap, 3)})")
-# Measured on validation (seeds 0-2 and 3-5): the sweep's best is 1e-3, the finder suggests about
-# 1e-3, and the gap is -0.002 to +0.002; 1e-5 reaches 0.17-0.27 (spread 0.09), the finder's rate
-# 0.88-0.89. Asserted: within a point of the sweep's best on average; 1e-5 more than 0.3 below
-# (a margin of 0.31, over 3x its spread).
+# Measured on validation (seeds 0-2, 3-5, 6-8): the sweep's best is 1e-3 (1e-2 in the third run),
+# the finder suggests about 1e-3; the gap's mean 0.000, 0.000, -0.003 (spread 0.002), so the
+# bound -0.01 is over 3 spreads below. The finder's rate's lowest seed minus 1e-5's highest:
+# 0.678, 0.612, 0.624 (spread 0.029), against a bound of 0.3.
 assert gap.mean() > -0.01, "the finder's rate should train about as well as the best of the sweep"
 assert found.min() > sweep[1e-5].max() + 0.3  # and far better than a rate 100x too small
 probes = {seed: train_head(best_lr, seed) for seed in SEEDS}  # the sweep's choice; sections 2 and 4 use them
@@ -337,24 +339,25 @@ figure
 
 # %%
 ft, lp_ft = table["FT (random head)"], table["LP-FT"]
-# Measured (probes at the sweep's choice 1e-3): drift FT 0.93-1.06 and 1.03-1.09, LP-FT 0.61-0.68
-# and 0.60-0.66 (seeds 0-2 and 3-5; spreads <= 0.13). Asserted: FT's smallest drift exceeds
-# LP-FT's largest; measured by 0.25 and 0.37, about 2-3x the largest spread.
-assert ft["drift"].min() > lp_ft["drift"].max(), "LP-FT should move the features far less than FT"
+# Measured (seeds 0-2, 3-5, 6-8): mean drift FT 1.00, 1.07, 1.04 and LP-FT 0.65, 0.63, 0.46; the
+# difference of the means 0.35, 0.44, 0.58 (spread 0.096), so the bound 0.05 is 3 spreads below
+# the lowest. (In each of those runs every FT seed also drifted more than every LP-FT seed, by
+# 0.25, 0.37, 0.46 at the closest: spread 0.086, under 3x, so that is not asserted.)
+assert ft["drift"].mean() > lp_ft["drift"].mean() + 0.05, "LP-FT should move the features less than FT"
 print(f"FT moves the features {ft['drift'].mean() / lp_ft['drift'].mean():.1f}x as far as LP-FT")
 for key in ("test", *SHIFTS):
     difference = lp_ft[key] - ft[key]  # paired by seed
     print(f"accuracy, {key:<8}: LP-FT minus FT {difference.mean():+.3f} (seeds {np.round(difference, 3)}); "
           f"seed spread of FT {np.ptp(ft[key]):.3f}, of LP-FT {np.ptp(lp_ft[key]):.3f}")
-# Measured (seeds 3-5): test accuracy LP 0.868-0.876, FT 0.842-0.846, LP-FT 0.872-0.894; no
-# difference is asserted, only that every run learned the task (margin >= 0.14):
+# Measured (seeds 0-8): lowest test accuracy LP 0.860, FT 0.816, LP-FT 0.864; no difference is
+# asserted, only that every run learned the task (margin >= 0.11, spreads <= 0.012):
 assert min(columns["test"].min() for columns in table.values()) > 0.7
 
 # %% [markdown]
 # What this small case says, against the paper:
 # - **Feature distortion: reproduced.** With a random head, fine-tuning moves the test images'
-#   features further than LP-FT does, on every seed (asserted: every FT run more than every
-#   LP-FT run; the ratio of the means is printed above) — the mechanism Kumar et al. describe.
+#   features further than LP-FT does (asserted on the mean over the seeds; the ratio of the
+#   means is printed above) — the mechanism Kumar et al. describe.
 # - **Accuracy**, in distribution and on the two shifts: the notebook asserts no difference
 #   between LP-FT and FT. Read each printed difference against the seed spreads beside it: with
 #   3 seeds and 500 test images per set, a difference smaller than a few spreads is no evidence
@@ -442,12 +445,13 @@ animals = where_it_looks(placed_features["train"], *placed["test"])
 report(animals, "animals, placed anywhere")
 
 # %%
-# Measured (CPU, 3 seeds): features.5 puts 0.228-0.240 of its heat on the animal (spread 0.012),
-# which covers 0.066 of the image. Asserted: more than twice the mask's share (0.132), a margin
-# of 0.096, 8x the spread.
+# Measured (seeds 0-8): features.5's lowest seed puts 0.228, 0.225, 0.225 of its heat on the
+# animal (spread 0.002), which covers 0.066 of the image. Asserted: more than twice the mask's
+# share (0.133), a margin of 0.092.
 assert animals["features.5"].min() > 2 * animals["mask"].mean(), "Grad-CAM should find the animal"
 # The default layer, features.8, is a 2 x 2 grid at 64 px: its heat spreads evenly (measured
-# 0.065 on every seed: the mask's own share). Asserted: 0.1 below features.5 (margin 0.063, 5x).
+# 0.065 on every seed: the mask's own share). features.5's lowest minus the default's highest:
+# 0.163, 0.160, 0.161 (spread 0.002); asserted: more than 0.1.
 assert animals["default"].max() < animals["features.5"].min() - 0.1
 
 # %% [markdown]
@@ -529,11 +533,12 @@ standin_train = TensorDataset(run(backbone, standin["train"][0]), standin["train
 weighted = nn.CrossEntropyLoss(weight=tl.class_weights(standin["train"][1].numpy()))
 medical = where_it_looks(standin_train, *standin["test"], loss_fn=weighted)
 report(medical, "medical stand-in")
-# Measured (CPU, 3 seeds): 0.214-0.259 of the heat on the animal (spread 0.045), which covers
-# 0.067 of the image.
-# Asserted: above the mask's share, a margin of 0.147, 3.3x the spread. A two-class head on a few
-# hundred images has more freedom in what it weighs than the ten-class one: its seeds differ more.
-assert medical["features.5"].min() > medical["mask"].mean(), "Grad-CAM should find the animal"
+# Measured (seeds 0-2, 3-5, 6-8): on average 0.242, 0.199, 0.258 of the heat on the animal
+# (spread 0.025), which covers 0.067 of the image; single seeds went as low as 0.119. Asserted on
+# the mean: more than 1.5 times the mask's share (0.100), about 4 spreads below the lowest mean.
+# A two-class head on a few hundred images has more freedom in what it weighs than the
+# ten-class one: its seeds differ more.
+assert medical["features.5"].mean() > 1.5 * medical["mask"].mean(), "Grad-CAM should find the animal"
 
 # %%
 x, y = standin["test"]
@@ -586,11 +591,10 @@ print(f"one view {seconds['original']:.2f} s for {len(test_images)} images; all 
 
 # %%
 gain = tta["6 views"] - tta["1 view"]  # paired: the same head
-# Measured (probes at 1e-3): gains +0.022 to +0.030 (seeds 0-2, mean 0.027), +0.028 to +0.040
-# (seeds 3-5, mean 0.033). Asserted on the mean: more than a point, a margin of 0.017, about 3x
-# the difference between those means.
+# Measured (seeds 0-2, 3-5, 6-8): mean gains 0.027, 0.033, 0.032 (spread 0.003). Asserted on
+# the mean: more than a point, a margin of 0.017. The cost in seconds is printed, not asserted:
+# it depends on the machine's load (4.7x to 11.5x in those runs, 7.4x on a GPU).
 assert gain.mean() > 0.01, "averaging 6 views should add accuracy"
-assert cost > len(VIEWS) / 2  # measured 5.1-6.6x on CPUs, 7.4x on a GPU: a forward pass per view
 
 # %% [markdown]
 # TTA bought accuracy (asserted: more than a point on average over the seeds; the gains are
@@ -607,7 +611,7 @@ assert cost > len(VIEWS) / 2  # measured 5.1-6.6x on CPUs, 7.4x on a GPU: a forw
 #   six-rate sweep chosen on validation. `OneCycleLR` steps every batch (write the loop, or step
 #   it yourself); no gain asserted here.
 # - **LP-FT**: train the head first, then fine-tune. Fine-tuning from the probe moved the
-#   features less than fine-tuning from a random head, on every seed (the paper's mechanism); no
+#   features less than fine-tuning from a random head, on average (the paper's mechanism); no
 #   accuracy difference, in or out of distribution, is claimed at this size.
 # - **Grad-CAM** (`tl.gradcam`, `tl.show_gradcam`): choose a layer whose grid is fine enough;
 #   check it against a mask when you have one; look at the images where it looks elsewhere.

@@ -13,6 +13,7 @@ import torchvision
 from sklearn.metrics import roc_curve
 from torch import nn
 
+import tlcourse as tl
 from tests.test_grading import (  # noqa: F401 (private_progress: the autouse fixture)
     assert_fails,
     detail,
@@ -49,7 +50,7 @@ def test_ex02_another_resnet_than_resnet18_fails(build, found):
 
 
 # ------------------------------------------------------------------------------ exercise 5
-BATCHNORM = "BatchNorm: every pretrained BatchNorm2d outside layer3/layer4"
+BATCHNORM = "BatchNorm: every pretrained BatchNorm2d, in layer3/layer4 too"
 
 
 def _replace_batchnorm_outside_blocks(model: nn.Module, make) -> nn.Module:
@@ -65,7 +66,7 @@ def test_ex05_batchnorm_replaced_by_identity_fails():
     objects = {"model": model, "optimizer": sgd(model)}
     assert_fails("ex05", [BATCHNORM], **objects)
     message = detail("ex05", BATCHNORM, **objects)
-    assert "16 of the 16 pretrained BatchNorm2d layers" in message and "bn1 is Identity" in message
+    assert "16 of the 36 pretrained BatchNorm2d layers" in message and "bn1 is Identity" in message
 
 
 def test_ex05_batchnorm_without_running_statistics_fails():
@@ -91,6 +92,19 @@ def test_ex05_batchnorm_in_train_mode_with_momentum_zero_fails():
     objects = {"model": model, "optimizer": sgd(model)}
     assert_fails("ex05", [BATCHNORM], **objects)
     assert "in train mode (batch statistics): bn1" in detail("ex05", BATCHNORM, **objects)
+
+
+def test_ex05_batchnorm_fixed_only_in_the_frozen_blocks_fails():
+    """The policy covers the unfrozen blocks too: BatchNorm in layer3/layer4 left trainable and
+    in train mode (its statistics drifting) fails, though everything outside them is fixed."""
+    model = resnet34(batchnorm=False)
+    for name in ("bn1", "layer1", "layer2"):  # what a learner tried: 10/10 before the fix
+        tl.freeze_batchnorm(model.get_submodule(name))
+    objects = {"model": model, "optimizer": sgd(model)}
+    assert_fails("ex05", [BATCHNORM], **objects)
+    message = detail("ex05", BATCHNORM, **objects)
+    assert "in train mode (batch statistics): layer3.0.bn1" in message
+    assert "affine weights trainable: layer3.0.bn1" in message
 
 
 @pytest.mark.parametrize("bad", [math.inf, math.nan, 0.0, -1e-3], ids=["inf", "nan", "0", "neg"])

@@ -79,7 +79,12 @@ def _saves(data: dict, explain: bool = False) -> bool | str:
         torch.save(data, io.BytesIO())
         return True
     except Exception as error:  # a lambda, a local function or class, an open file ...
-        return f"{type(error).__name__}: {error}" if explain else False
+        why = (
+            " (an object handed to the grader may hold only library code: no lambda, function "
+            "or class written in the notebook, and no hook but tl.freeze_batchnorm's; see "
+            "docs/grading.md)"
+        )
+        return f"{type(error).__name__}: {error}{why}" if explain else False
 
 
 def call_in_kernel(number: int, name: str, inputs: str, output: str) -> None:

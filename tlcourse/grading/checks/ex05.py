@@ -49,18 +49,18 @@ def _resnet34(o: dict) -> nn.Module:
 
 
 @lru_cache(maxsize=1)
-def frozen_batchnorms() -> tuple[str, ...]:
-    """The BatchNorm2d layers of a ResNet34 outside layer3/layer4: their statistics stay as
-    pretrained. Names as in `model.named_modules()`.
+def pretrained_batchnorms() -> tuple[str, ...]:
+    """Every BatchNorm2d layer of a ResNet34, in frozen and unfrozen blocks alike: the course's
+    policy keeps all their statistics as pretrained. Names as in `model.named_modules()`.
 
     Example:
-        >>> frozen_batchnorms()[:3]
-        ('bn1', 'layer1.0.bn1', 'layer1.0.bn2')
+        >>> pretrained_batchnorms()[:3], len(pretrained_batchnorms())
+        (('bn1', 'layer1.0.bn1', 'layer1.0.bn2'), 36)
     """
     return tuple(
         name
         for name, module in torchvision.models.resnet34().named_modules()
-        if isinstance(module, nn.BatchNorm2d) and not name.startswith(BLOCKS)
+        if isinstance(module, nn.BatchNorm2d)
     )
 
 
@@ -98,8 +98,9 @@ def _ex05_trainable(o: dict) -> str:
 
 
 @EX05.check(
-    "BatchNorm: every pretrained BatchNorm2d outside layer3/layer4 is kept, tracks running "
-    "statistics, and stays in eval mode (its statistics fixed) in model.train()",
+    "BatchNorm: every pretrained BatchNorm2d, in layer3/layer4 too, is kept, tracks running "
+    "statistics, stays in eval mode (its statistics fixed) in model.train(), and its affine "
+    "weights are frozen",
     points=2,
     needs=("model",),
     hint="Keep the pretrained BatchNorm layers (do not replace them or switch off "
@@ -109,7 +110,7 @@ def _ex05_trainable(o: dict) -> str:
 def _ex05_batchnorm(o: dict) -> str:
     model = copy.deepcopy(_resnet34(o)).cpu()  # a copy: the learner's model is left as it was
     modules = dict(model.named_modules())
-    wanted = frozen_batchnorms()
+    wanted = pretrained_batchnorms()
     gone = [
         f"{n} is {type(modules[n]).__name__}" if n in modules else f"{n} is missing"
         for n in wanted
@@ -117,8 +118,8 @@ def _ex05_batchnorm(o: dict) -> str:
     ]
     if gone:
         raise NotYet(
-            f"{len(gone)} of the {len(wanted)} pretrained BatchNorm2d layers outside layer3/"
-            f"layer4 were removed or replaced ({_few(gone)}): keep them with their ImageNet "
+            f"{len(gone)} of the {len(wanted)} pretrained BatchNorm2d layers were removed or "
+            f"replaced ({_few(gone)}): keep them with their ImageNet "
             "statistics and use tl.freeze_batchnorm(model) to keep those statistics fixed"
         )
     untracked = [n for n in wanted if not modules[n].track_running_stats]
@@ -148,16 +149,16 @@ def _ex05_batchnorm(o: dict) -> str:
         ("in train mode (batch statistics)", [n for n in wanted if mode.get(n) is True]),
         (
             "running statistics changed",
-            [
-                k
-                for k in before
-                if not k.startswith(BLOCKS) and not torch.equal(before[k], after[k])
-            ],
+            [k for k in before if not torch.equal(before[k], after[k])],
+        ),
+        (
+            "affine weights trainable",
+            [n for n in wanted if any(p.requires_grad for p in modules[n].parameters())],
         ),
     )
     if problems:
         raise NotYet(f"after model.train() and one forward pass: {problems}")
-    return f"{len(wanted)} BatchNorm2d layers outside layer3/layer4: eval mode, statistics fixed"
+    return f"all {len(wanted)} BatchNorm2d layers: eval mode, statistics fixed, weights frozen"
 
 
 def _few(names: list[str]) -> str:

@@ -45,7 +45,10 @@ def _reload(path: str | os.PathLike) -> tuple[nn.Module, list[str], int]:
         raise NotYet(str(error)) from None
     missing = [k for k in ("model", "classes", "image_size") if k not in checkpoint]
     if missing:
-        raise NotYet(f"the checkpoint has no {missing}: save_checkpoint(path, model, classes=...)")
+        raise NotYet(
+            f"the checkpoint has no {missing}: "
+            "save_checkpoint(path, model, classes=..., image_size=...)"
+        )
     classes, size = checkpoint["classes"], checkpoint["image_size"]
     class_order(classes, EX08_CLASSES)
     if not isinstance(size, int) or not 16 <= size <= 512:
