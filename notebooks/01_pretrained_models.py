@@ -142,7 +142,8 @@ figure
 
 # %% [markdown]
 # Numbers, not just looks: pretrained filters are far from random — e.g. their per-filter weights
-# are strongly correlated across the R, G and B channels (edge detectors respond to brightness).
+# are clearly correlated across the R, G and B channels (printed below, against about 0 for
+# random layers; edge detectors respond to brightness).
 # One random layer can land some way from 0 by chance (the range over 80 fresh random layers of
 # the same shape is printed below), so we compare with their mean (PyTorch's default
 # initialisation, as in `random_model`).

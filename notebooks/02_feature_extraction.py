@@ -30,7 +30,7 @@
 # first thing to try on a new task: fast, needs little data, less prone to overfit than
 # fine-tuning (lesson 04 shows that it still can).
 #
-# **The data** is small on purpose, so that every cell runs in seconds on a laptop: tiny grey
+# **The data** is small on purpose, so that the cells stay short on a laptop CPU: tiny grey
 # animal silhouettes, scaled up to the size the network gets (section 3 prints both sizes).
 
 # %%
@@ -279,14 +279,14 @@ for seed in range(1, 6):
     reruns.append(tl.evaluate(rerun, feature_loaders["test"])["accuracy"])
 print(f"cached, 5 other seeds: {min(reruns):.3f} to {max(reruns):.3f}; "
       f"full minus cached: {full_accuracy - cached_accuracy:+.3f}")
-# measured (2-core CPU): full 0.862, cached 0.852, the 5 reruns 0.847-0.857, so the 6 runs of the
-# recipe spread over 0.015; the margin, 0.05, is more than 3x that
-assert abs(cached_accuracy - full_accuracy) < 0.05
+# measured (2-core CPU): full 0.862, cached 0.852, the 5 reruns 0.847-0.857, so the 7 runs
+# spread over 0.015; the bound, 0.06, sits 0.050 above the measured difference of 0.010 (over 3x)
+assert abs(cached_accuracy - full_accuracy) < 0.06
 
 # %% [markdown]
 # Caching changed the cost of an epoch (the speed-up printed above), not what is trained: the
 # difference between the full and the cached run is no larger than a few times what the seeds
-# alone produce (asserted: under 0.05).
+# alone produce (asserted: under 0.06).
 #
 # ### `tl.fit` is the loop we wrote
 # Epochs now cost milliseconds, so check the claim of section 3: train the same starting head

@@ -206,8 +206,9 @@ print(f"uniform 1e-3 minus discriminative: {small.mean() - gentle.mean():+.3f} "
 # %% [markdown]
 # What the seeds say:
 # - **The head's rate, 1e-2, on the pretrained blocks wrecks them**: accuracy collapses towards
-#   chance (0.1 for 10 balanced classes); the first large steps push the pretrained weights far
-#   from the solution ImageNet training found. The discriminative run, with 10× less on the
+#   chance (0.1 for 10 balanced classes); large steps can push the pretrained weights far from
+#   the solution ImageNet training found (this lesson measures the accuracy, not the distance).
+#   The discriminative run, with 10× less on the
 #   blocks, keeps the features. That is the claim asserted above, with a margin several times the
 #   seed spread.
 # - **Does the head need its larger rate?** Compare uniform 1e-3 with the discriminative run: the

@@ -250,8 +250,8 @@ for name in ("cosine", "constant"):
 cosine, constant = schedules["cosine"][0], schedules["constant"][0]
 print("cosine learning rate per epoch:", [f"{lr:.1e}" for lr in cosine.lr[::4]], "...")
 # 27 runs (3 augmentation draws x 9 seeds): constant minus cosine final val loss +0.071 to +0.091
-# (mean 0.081, spread 0.021): 0.02 is the mean minus 3x the spread
-assert constant.val_loss[-1] > cosine.val_loss[-1] + 0.02
+# (mean 0.081, spread 0.021): the bound 0.008 is the lowest minus 3x the spread
+assert constant.val_loss[-1] > cosine.val_loss[-1] + 0.008
 # cosine: the val loss moves by 0.001-0.005 over the last 5 epochs (27 runs; spread 0.005)
 assert max(cosine.val_loss[15:]) - min(cosine.val_loss[15:]) < 0.02
 tl.plot_history(constant, cosine, labels=["constant 1e-3", "cosine 1e-3 -> 0"])

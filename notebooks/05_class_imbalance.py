@@ -162,10 +162,11 @@ per_class = pd.DataFrame(plain["per_class"]).T.astype({"support": int}).round(2)
 per_class
 
 # %% [markdown]
-# The accuracy looks respectable. The per-class table does not: the model finds hardly any cats
-# (recall), although when it does say "cat" it is usually right (precision) — it has learned that
-# cats are rare and hardly ever dares to say it. The confusion matrix shows where the cats go:
-# mostly to "Dog", the most similar common class.
+# The accuracy looks respectable. The per-class table does not: the model finds only a minority
+# of the cats (recall; asserted below 0.5), although when it does say "cat" it is usually right
+# (precision) — it has learned that cats are rare and seldom dares to say it. The confusion
+# matrix shows where the missed cats go: more of them to "Dog" than to any other class
+# (asserted).
 
 # %%
 cat_recall = plain["per_class"]["Cat"]["recall"]
@@ -376,8 +377,10 @@ most_cats = remedy_rows["Cat recall"].idxmax()
 print(f"most cats found: {most_cats} {remedy_rows.loc[most_cats, 'Cat recall']:.2f} (plain {plain_row['Cat recall']:.2f})")
 print(f"accuracy: plain {plain_row['accuracy']:.3f}, class-weighted {table.loc['class-weighted loss', 'accuracy']:.3f}")
 # Measured on the validation set, head-only rows as means of 3 seeds (seeds 0-2 and 3-5); the
-# seed spreads come from 9 seeds on a balanced 1,000-image set of the same kind. Each bound sits
-# >= 3x the spread of what it compares away from the measured values.
+# seed spreads come from 9 seeds on a balanced 1,000-image set of the same kind. Each bound with a
+# spread written beside it sits >= 3x that spread away from the measured values; two comparisons
+# have ranges only, no spread (undersampling's lead and the ensemble's gain: gaps of 0.15 and
+# 0.23 at the closest).
 # undersampling finds the most cats: 0.71-0.74 against the runner-up (prior correction) 0.53-0.56
 assert most_cats == "undersampling"
 for name in ("class-weighted loss", "oversampling", "SMOTE (features)"):
@@ -386,9 +389,10 @@ for name in ("class-weighted loss", "oversampling", "SMOTE (features)"):
     # accuracy within a point of plain's (+0.006 to +0.011, spread of the difference <= 0.005)
     assert abs(table.loc[name, "accuracy"] - plain_row["accuracy"]) < 0.05, name
     assert table.loc[name, "accuracy"] > plain_row["accuracy"] - 0.02, name
-# augmenting the 5 cats: more cats than plain (0.40-0.43 vs 0.20-0.22, spread 0.057), lower cat
-# precision than the class weights (0.94 vs 0.99-1.00, spread 0.015)
-assert table.loc["minority augmentation", "Cat recall"] > plain_row["Cat recall"] + 0.1
+# augmenting the 5 cats: more cats than plain (0.40-0.43 vs 0.20-0.22: a gap of 0.18 at the
+# closest, spread 0.057, so the bound is 0.005), lower cat precision than the class weights
+# (0.94 vs 0.99-1.00, spread 0.015)
+assert table.loc["minority augmentation", "Cat recall"] > plain_row["Cat recall"] + 0.005
 assert table.loc["minority augmentation", "Cat precision"] < table.loc["class-weighted loss", "Cat precision"]
 # undersampling leaves out most of the data: accuracy 0.097-0.105 lower (spread 0.005), cat
 # precision 0.32-0.33 lower (spread 0.03)

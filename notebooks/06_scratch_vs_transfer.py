@@ -110,8 +110,10 @@ assert 3.3e6 < total < 3.4e6
 # frozen layers that fills a cache (feature extraction, last blocks). Turning the stored pixels
 # into tensors for a batch counts too, wherever it happens inside those passes and steps.
 # **What it does not count**, for anyone: the one-time decoding and resizing in `load_splits`,
-# building the model, and evaluating on the validation images after each epoch (the clock stops
-# for that). All runners share the machine one after the other; a busy
+# building the model, evaluating on the validation images after each epoch (the clock stops for
+# that) and, for the two cache runners, one warm-up batch through the frozen network before the
+# cache pass (full fine-tuning and scratch pay their first pass's setup on the clock). All
+# runners share the machine one after the other; a busy
 # spell slows whoever runs then, which is one reason for several seeds.
 #
 # **Learning rates:** Adam, 1e-3 for a new head; pretrained layers get less (notebook 03): 3e-4
@@ -354,8 +356,9 @@ print(f"scratch's budget: {budget['scratch'] / extraction_to_target:.0f}x the se
 
 # %%
 # Measured in 3 runs of this notebook, with seeds 0-2, 3-5 and 6-8. "Spread": the standard
-# deviation of the 3-seed mean over those runs; every bound sits at least 3 spreads from the
-# lowest (or highest) measured value.
+# deviation of the 3-seed mean over those runs; every accuracy bound sits at least 3 spreads from
+# the lowest (or highest) measured value. The time asserts compare seconds that differ by a
+# factor of 2 or more in every run (ranges beside them).
 # scratch learns: test means 0.453, 0.482, 0.454 (spread 0.014); the bar, chance + 0.15 = 0.25
 assert test_at_chosen["scratch"].mean() > CHANCE + 0.15, "scratch should learn visibly above chance"
 # ... but stays well below the second target: at most 0.482, 0.12 below 0.6

@@ -209,9 +209,9 @@ assert gap < 1e-4  # the same function, up to float rounding
 # The `tlcourse` calls do this on a **copy** of the model (every foldable pair, then
 # channels_last), so your model keeps its weights, mode and memory format. Three ways to cache
 # the same features, timed side by side (rounds interleaved, so a busy spell slows all alike):
-# today's loop (`channels_last=False`: the model as it is), the default, and `precision="bf16"`,
-# which is fast only on CPUs with native bf16 (`tl.device.cpu_has_native_bf16()`; elsewhere it
-# warns and runs fp32) and on CUDA. bf16 stays opt-in although heads trained on bf16 features
+# today's loop (`channels_last=False`: the model as it is), the default, and, on CUDA or a CPU
+# with native bf16 (`tl.device.cpu_has_native_bf16()`), `precision="bf16"` (elsewhere it would
+# warn and run fp32, so the cell leaves it out). bf16 stays opt-in although heads trained on bf16 features
 # score about as well as on fp32 ones (section 8 of the course's benchmarks, `make bench`): the
 # defaults promise the same features on every machine, and bf16 ones differ in the third digit.
 
@@ -289,7 +289,8 @@ histories = {}
 for amp in (False, True):
     tl.seed_everything(0)
     mlp = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    histories[amp] = tl.fit(mlp, loaders["train"], loaders["val"], epochs=8, lr=1e-3, amp=amp, progress=False)
+    histories[amp] = tl.fit(mlp, loaders["train"], loaders["val"], epochs=8, lr=1e-3, amp=amp, device="cpu",
+                            progress=False)  # on the cpu, amp=True is bf16 (on a GPU it would be fp16)
     print(f"amp={amp!s:<5} val accuracy per epoch {[round(a, 3) for a in histories[amp].val_accuracy]}")
 torch.set_num_threads(threads)
 # bf16 rounds differently, so the two runs drift apart like two seeds do: compare them with the
@@ -372,8 +373,9 @@ assert loader.pin_memory == torch.cuda.is_available()  # tl.make_loaders pins on
 # ```
 #
 # `tl.fit` does all of it when it finds itself under torchrun (`tlcourse/distributed.py`), so
-# the script below is an ordinary single-process training script. The only DDP-aware line keeps
-# the **global** batch at 64: each of N processes takes 64 / N samples per step.
+# the script below is an ordinary single-process training script. Besides joining the process
+# group and printing on rank 0 only, one line is DDP-aware: it keeps the **global** batch at 64
+# (each of N processes takes 64 / N samples per step).
 
 # %%
 script = '''"""Train a small MLP on animal silhouettes with tl.fit: the same file runs as 1 or N processes."""
@@ -450,8 +452,8 @@ assert abs(accuracy[1] - accuracy[2]) < 0.04  # margin 0.035, 3.5x the spread
 
 # %% [markdown]
 # The two runs are not bit-identical: `DistributedSampler` shuffles differently from a plain
-# shuffled loader. Without shuffling they are — `tests/test_distributed.py` checks that two
-# processes end with the same weights (up to float rounding) as one process with the combined batch.
+# shuffled loader. Without shuffling they agree up to float rounding: `tests/test_distributed.py`
+# checks that two processes end with the same weights as one process with the combined batch.
 # Compare the two run times printed above: on a CPU both processes share the same cores, start
 # their own Python and exchange gradients after every step, which eats into any gain there (the
 # printed times show how much is left); DDP's point is many GPUs or many machines.

@@ -285,7 +285,8 @@ assert synthetic[0] > plain[0]
 # macro-F1 gained: class weights +0.016..+0.019 (spread 0.0025), augmentation +0.023..+0.027
 # (0.0035); synthetic +0.012..+0.020 (0.008) and fine-tuning +0.008..+0.027 (0.019): not asserted
 assert weighted[1] > plain[1] + 0.008 and augmented[1] > plain[1] + 0.01
-# fine-tuning: horse recall 0.363-0.453 (spread 0.09), one seed alone 0.20-0.60; only a floor
+# fine-tuning: horse recall 0.363-0.453 (spread 0.09), one seed alone 0.20-0.60; only a sanity
+# floor on its macro-F1 (printed in the table), not sized by a spread: that it learned at all
 assert few_mean["fine-tuning (last conv + head)"][1] > 0.75
 
 # %% [markdown]
@@ -444,10 +445,11 @@ assert best_repair < hole["no damage (for reference)"] - 0.1
 #   accuracy (asserted).
 #
 # ### A dropped channel
-# Now the red channel of every test image is lost (zeros), and the model is the one trained on
-# intact images. Our silhouettes are grey, so the three channels are copies of one another and
-# the lost one can be rebuilt *exactly* from the other two. (For colour photos the channels are
-# strongly correlated, and a regression from the other two is the analogue.)
+# Now the red channel of every image in the same 300-image test subset is lost (zeros), and the
+# model is the one trained on intact images. Our silhouettes are grey, so the three channels are
+# copies of one another and the lost one can be rebuilt *exactly* from the other two. (For colour
+# photos the channels are strongly correlated, and a regression from the other two is the
+# analogue.)
 
 # %%
 rgb = np.repeat(test_pixels[probe][..., None], 3, axis=-1)  # (300, 28, 28, 3)
@@ -591,7 +593,7 @@ assert label_mean[50]["head's labels right"] > label_mean[50]["centroid labels r
 #   2 labelled images per class they add more than 0.02 accuracy (asserted); with 5 or 10 the
 #   gain is within three times its seed spread (not asserted); with 50 it is below 0.02
 #   (asserted). There the head's guesses are mostly right (the table above prints how often),
-#   but they repeat what the head already knows, and its mistakes come back as labels.
+#   but they likely repeat what the head already knows, and its mistakes come back as labels.
 # - With 50 labels per class, the head's 30 most confident labels per class are right more
 #   often than the nearest centroid's 30 (by more than 0.05, asserted); with fewer labels the
 #   table above shows both, and the gap varied too much from run to run to assert (from +0.02
@@ -728,8 +730,9 @@ summary.style.hide(axis="index")
 # - **Pixels lost**: do not throw the damaged images away; impute what can be predicted from
 #   what is left (inpainting for smooth images, the other channels for a lost channel), and if
 #   you cannot, train with the same damage you will meet. A mean fill is not a repair.
-# - **Labels missing**: the pretrained features make the labelled few go far; pseudo-labels help
-#   only when labels are very scarce, and only when the labeller is good.
+# - **Labels missing**: the pretrained features make the labelled few go far; pseudo-labels
+#   helped here only where labels were very scarce, and they are only as good as the labeller's
+#   confident labels (printed).
 # - **Multitask**: a head per task and a loss that skips missing labels (`ignore_index`); it
 #   pays off when a second label covers the images the first one lacks.
 # - Compare answers as means over seeds, and claim only what beats the seed spread.
