@@ -292,8 +292,9 @@ assert abs(cached_accuracy - full_accuracy) < 0.06
 # Epochs now cost milliseconds, so check the claim of section 3: train the same starting head
 # twice, once with `fit_by_hand` and once with `tl.fit` (its defaults: Adam over the trainable
 # parameters, cross-entropy loss). A fresh loader with the same seed gives the same batches in
-# the same order. Both runs do the same operations in the same order, so every number should be
-# identical: not close, equal.
+# the same order. Both runs do the same arithmetic on the same batches (`tl.fit` only clears the
+# gradients after the forward pass instead of before it), so every number should be identical:
+# not close, equal.
 
 # %%
 tl.seed_everything(0)

@@ -97,7 +97,7 @@ history.plot(title="100 training images: the curves diverge")
 
 # %% [markdown]
 # The training loss keeps falling towards 0; the validation loss bottoms out and rises again —
-# the model grows over-confident on what it memorised. **Early stopping** ends training when
+# typically because the model grows over-confident on what it memorised. **Early stopping** ends training when
 # validation accuracy has not improved for `patience` epochs, and `restore_best` puts back the
 # weights of the best epoch.
 #
@@ -199,10 +199,9 @@ for name, train_set in [("no augmentation", features["train"]), ("augmentation x
     lowest[name] = np.mean([min(h.val_loss) for h in results[name]])
     print(f"{name:<18} test accuracy {accuracy[name]:.3f} (seeds: {', '.join(f'{a:.3f}' for a in accuracies)}), "
           f"lowest val loss {lowest[name]:.3f}")
-# 27 runs (3 augmentation draws x 9 seeds): augmented minus plain test accuracy +0.007 to +0.041,
-# never below 0; as means of 3 seeds +0.012 to +0.033. Lowest val loss: augmented lower in all
-# 27 runs (by 0.018 to 0.145; means of 3 seeds: by 0.061 to 0.109)
-assert accuracy["augmentation x10"] > accuracy["no augmentation"]
+# 27 runs (3 augmentation draws x 9 seeds): augmented minus plain test accuracy +0.007 to +0.041;
+# as means of 3 seeds +0.012 to +0.033, not several spreads wide: printed, not asserted. Lowest
+# val loss: augmented lower in all 27 runs (by 0.018 to 0.145; means of 3 seeds: by 0.061 to 0.109)
 assert lowest["augmentation x10"] < lowest["no augmentation"]
 tl.plot_history(*(runs[0] for runs in results.values()), labels=list(results))
 

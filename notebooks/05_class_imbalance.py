@@ -172,8 +172,8 @@ per_class
 cat_recall = plain["per_class"]["Cat"]["recall"]
 other_recall = np.mean([v["recall"] for name, v in plain["per_class"].items() if name != "Cat"])
 # Validation, one measured seed: accuracy 0.866, cat recall 0.17, other classes' recall 0.94;
-# seed spreads (9 seeds, a balanced set of the same kind): 0.010, 0.08 and 0.004. Every bound
-# sits >= 4x its spread away
+# seed spreads (9 seeds, a balanced set of the same kind): 0.010, 0.08 and 0.004. Every bound on
+# the next line sits >= 4x its spread away; the precision floor below, 3.75x
 assert plain["accuracy"] > 0.8 and cat_recall < 0.5 and cat_recall < other_recall - 0.3
 assert plain["per_class"]["Cat"]["precision"] > 0.7  # one measured seed: 1.00 (spread 0.08)
 # the cat row's biggest cell: Dog for one measured seed (9 seeds on the other set: 47-62 cats to
@@ -418,7 +418,8 @@ assert (table["ROC-AUC"] > 0.94).all()
 #   are just a tenth of the score.
 # - Class weights, oversampling and SMOTE all make the head see the cat class as often as the
 #   others; none finds most of the cats (asserted: recall below 0.5), and none costs more than a
-#   couple of points of accuracy (asserted). 5 examples are simply little to learn from.
+#   couple of points of accuracy (asserted), probably because 5 examples are little to learn
+#   from (try next: more cats).
 # - Undersampling finds the most cats (asserted) but leaves out most of the data: accuracy and
 #   cat precision drop (asserted).
 # - Augmentation adds 95 new *views* but no new *cats*: it finds more cats than plain training,
@@ -454,9 +455,10 @@ test_table.round(3)
 # Measured (seeds 0-2 and 3-5): the choice was the prior correction (validation macro-F1
 # 0.895-0.898; next minority augmentation 0.881-0.885 and the ensemble 0.873-0.884). On the test set every one of those three
 # beats plain by >= 0.034 in macro-F1 (spread of the difference <= 0.01) and by >= 0.23 in cat
-# recall (spread <= 0.06), whichever of them is chosen on your machine.
-assert test_table.loc[chosen, "macro-F1"] > test_table.loc["plain", "macro-F1"] + 0.01
-assert test_table.loc[chosen, "Cat recall"] > test_table.loc["plain", "Cat recall"] + 0.1
+# recall (spread <= 0.06), whichever of them is chosen on your machine; the bounds sit 3 spreads
+# below those
+assert test_table.loc[chosen, "macro-F1"] > test_table.loc["plain", "macro-F1"] + 0.004
+assert test_table.loc[chosen, "Cat recall"] > test_table.loc["plain", "Cat recall"] + 0.05
 
 # %% [markdown]
 # The test scores of the chosen remedy and of the baseline, printed above, are the numbers to

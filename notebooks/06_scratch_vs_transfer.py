@@ -103,7 +103,7 @@ assert 3.3e6 < total < 3.4e6
 # |---|---|---|---|
 # | feature extraction | ImageNet weights, frozen | the new head | the head, on cached features |
 # | last blocks | ImageNet weights | `features.7`, `features.8`, head | those, on cached activations |
-# | full fine-tuning | ImageNet weights | everything | the whole network |
+# | full fine-tuning | ImageNet weights | everything but BatchNorm | the whole network |
 # | scratch | random weights | everything | the whole network |
 #
 # **What the clock counts**, for each seed: every training step, **plus** the one pass of the
@@ -237,9 +237,9 @@ print(f"tl.fit: {history.val_accuracy[-1]:.3f} after 20 epochs, like the race lo
 
 # %% [markdown]
 # ## 4. Full fine-tuning and scratch: the whole network, every step
-# Both push every training image forward and backward through every parameter (the count
-# printed in section 1). Full
-# fine-tuning gets 4 epochs. Scratch gets **6 epochs** — many times the seconds feature
+# Both push every training image forward and backward through the whole network (its parameter
+# count is printed in section 1; full fine-tuning keeps BatchNorm fixed, scratch trains it too).
+# Full fine-tuning gets 4 epochs. Scratch gets **6 epochs** — many times the seconds feature
 # extraction needs for its whole run (the ratio is printed in section 6; asserted: more than 5
 # times) — so that it has time to learn, and the race is about time, not about who was starved.
 #
@@ -252,7 +252,7 @@ print(f"tl.fit: {history.val_accuracy[-1]:.3f} after 20 epochs, like the race lo
 # %%
 SCRATCH_EPOCHS = 6
 for seed in SEEDS:
-    model = lite0(seed)  # everything trainable
+    model = lite0(seed)  # everything trainable; the next line fixes BatchNorm
     tl.freeze_batchnorm(model)
     optimizer = torch.optim.Adam(tl.param_groups(model, {"classifier": LR["head"], "features": LR["all blocks"]}))
     runs["full fine-tuning"].append(

@@ -107,7 +107,7 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):
 # - **fp16** has a small range: gradients below about 3e-8, half its smallest step above zero
 #   (printed below), become 0 ("underflow"). A `GradScaler`
 #   multiplies the loss by a large factor before backward, then divides the gradients back.
-#   Used on CUDA (and MPS); Tensor-Core GPUs run it fastest.
+#   fp16 runs on CUDA (with a GradScaler) and on MPS; Tensor-Core GPUs run it fastest.
 # - **bf16** has float32's range with fewer digits: no scaler needed. CPUs with AVX-512/AMX bf16
 #   and GPUs from NVIDIA Ampere (A100, RTX 30xx) on support it.
 #
@@ -281,8 +281,8 @@ datasets = {
     for split, index in rows.items()
 }  # (N, 784) pixels in [0, 1], integer labels
 loaders = tl.make_loaders(datasets, batch_size=64)
-# One CPU thread: matrices this small gain nothing from more, and on a busy machine extra threads
-# mostly wait for each other (torchrun gives each process OMP_NUM_THREADS=1 for the same reason).
+# One CPU thread: matrices this small are unlikely to gain much from more, and on a busy machine
+# extra threads mostly wait for each other (torchrun gives each process OMP_NUM_THREADS=1 for the same reason).
 threads = torch.get_num_threads()
 torch.set_num_threads(1)
 histories = {}
@@ -374,7 +374,7 @@ assert loader.pin_memory == torch.cuda.is_available()  # tl.make_loaders pins on
 #
 # `tl.fit` does all of it when it finds itself under torchrun (`tlcourse/distributed.py`), so
 # the script below is an ordinary single-process training script. Besides joining the process
-# group and printing on rank 0 only, one line is DDP-aware: it keeps the **global** batch at 64
+# group and printing on rank 0 only, two lines are DDP-aware: they keep the **global** batch at 64
 # (each of N processes takes 64 / N samples per step).
 
 # %%
@@ -482,7 +482,7 @@ assert abs(accuracy[1] - accuracy[2]) < 0.04  # margin 0.035, 3.5x the spread
 #   `channels_last=True`.
 # - Inference can also fold each BatchNorm into the convolution before it (exact in eval mode).
 #   `tl.extract_features`, `tl.evaluate` and `tl.predict` run such a folded channels_last copy by
-#   default on cpu and cuda (same features within float rounding; faster on x86 CPUs, asserted
+#   default on cpu and cuda, for anything but small inputs and models with hooks (same features within float rounding; faster on x86 CPUs, asserted
 #   in section 2); `precision="bf16"` is opt-in (features within cosine 0.99 where it runs,
 #   asserted; fast only with native bf16).
 # - `num_workers` prepares batches in parallel; `pin_memory` + `non_blocking` speeds up copies to

@@ -238,8 +238,8 @@ print(f"one-cycle minus constant, same rate and epochs: {one_cycle_gain.mean():+
 # %% [markdown]
 # ## 2. LP-FT: a linear probe first, then fine-tune
 # Plain fine-tuning (**FT**) puts a *random* head on the pretrained network and trains
-# everything at once. In the first steps the head is wrong, its large gradients flow into the
-# pretrained layers, and the features change to suit a bad head. **LP-FT** first trains the head
+# everything at once. Kumar et al. argue that in the first steps the head is wrong, its large
+# gradients flow into the pretrained layers, and the features change to suit a bad head. **LP-FT** first trains the head
 # alone on the frozen features (a *linear probe*: cheap on the cache), then fine-tunes with the
 # same recipe. Kumar et al. (ICLR 2022, "Fine-Tuning can Distort Pretrained Features and
 # Underperform Out-of-Distribution") compare them on ten distribution shifts (e.g. ImageNet →
@@ -489,8 +489,8 @@ tl.show_gradcam(x[:12], animals["cams"][:12], titles=titles[:12],
 # **Which layer?** The default, the last conv block (`features.8`), is the usual choice for
 # 224-px images, where it is a 7 × 7 grid. At 64 px it is 2 × 2 (printed two cells above), and
 # each of its four cells sees nearly the whole picture: its map comes out nearly flat (asserted
-# above: far less heat on the animal than at `features.5`). One stage down, `features.5` is a
-# 4 × 4 grid with smaller receptive fields: it finds the animal, with several times the heat a
+# above: far less heat on the animal than at `features.5`). Three stages down, `features.5` (the
+# last before the grid halves) is a 4 × 4 grid with smaller receptive fields: it finds the animal, with several times the heat a
 # flat map would put there (the ratio is printed above; asserted: more than twice). Earlier
 # layers are sharper but less about the class; pick the last layer whose grid is fine enough.
 #
@@ -538,8 +538,7 @@ report(medical, "medical stand-in")
 # Measured (seeds 0-2, 3-5, 6-8): on average 0.242, 0.199, 0.258 of the heat on the animal
 # (spread 0.025), which covers 0.067 of the image; single seeds went as low as 0.119. Asserted on
 # the mean: more than 1.5 times the mask's share (0.100), about 4 spreads below the lowest mean.
-# A two-class head on a few hundred images has more freedom in what it weighs than the
-# ten-class one: its seeds differ more.
+# Its seeds differ more than the ten-class head's (why is not measured here).
 assert medical["features.5"].mean() > 1.5 * medical["mask"].mean(), "Grad-CAM should find the animal"
 
 # %%

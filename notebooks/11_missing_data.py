@@ -171,8 +171,8 @@ few_shot["class weights"] = [horse_scores(head) for head in weighted_heads]
 #
 # **Synthetic data** makes new *shapes*: elastic warps, shears and rescaling bend each
 # silhouette into one that was never drawn. A generative model (a GAN, a diffusion model) is the
-# grown-up version, but it would have to learn what horses look like from the very 10 images we
-# lack, which is far too few: it would copy or garble them.
+# grown-up version, but it would have to learn what horses look like from the only 10 horses we
+# have, far too few: it would likely copy or garble them.
 
 # %%
 new_views = tl.transforms_for(model, train=True, image_size=IMAGE_SIZE)
