@@ -97,8 +97,12 @@ def train_head(model, features, loss_fn=None, sampler=None, epochs=20, batch_siz
 
 
 def own_accuracy(model, classes, seed=7) -> float:
-    """The learner's own test accuracy, on practice images (not the grader's)."""
-    images, labels, names = practice_data(classes, per_class=30, seed=seed)
+    """The learner's own test accuracy, on practice images (not the grader's).
+
+    100 a class: a weak scratch model's accuracy on 30 a class moved from 0.59 to 0.79 with the
+    draw (seeds 7-9, some of its training images among them), 0.63-0.66 on 100 a class, against
+    the grader's 0.636: the smaller draw broke the curve check's 0.15 tolerance on one CPU."""
+    images, labels, names = practice_data(classes, per_class=100, seed=seed)
     transform = tl.transforms_for("efficientnet_lite0", image_size=tl.grading.IMAGE_SIZE)
     dataset = tl.ImageArrayDataset(images, labels, names, transform)
     return tl.evaluate(model, DataLoader(dataset, batch_size=150))["accuracy"]
