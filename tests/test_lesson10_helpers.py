@@ -217,7 +217,7 @@ def test_exercise_11_demo_prints_what_its_comment_says(capsys):
     import numpy as np
 
     source = (Path(__file__).parents[1] / "solutions" / "11_lr_finder.py").read_text()
-    start = source.index("def choose_lr(")
+    start = source.index("\ndef choose_lr(") + 1  # the code cell, not Hint 3's sketch
     end = source.index("\n", source.index("print(choose_lr(demo_lrs, demo_losses))"))
     block = source[start:end]
     assert "# 0.01" in block
