@@ -104,9 +104,10 @@ def split_hints(text: str) -> tuple[str, list[dict]]:
     def close_cell() -> None:
         code = "\n".join(cell)
         if "### BEGIN SOLUTION" in code:
-            section.setdefault("binds", set()).update(_assigned(code))
+            bound = _assigned(code)
+            section.setdefault("binds", set()).update(bound)
             section.setdefault("code", []).append(code)
-            names = {objects_of[n] for n in _assigned(code) if n in objects_of}
+            names = {objects_of[n] for n in bound if n in objects_of}
             if not names:  # `tl.freeze(model)`: the objects the solution lines work on
                 inside = "\n".join(re.findall(r"### BEGIN SOLUTION.*?### END SOLUTION", code, re.S))
                 names = {o for n, o in objects_of.items() if re.search(rf"\b{n}\b", inside)}
