@@ -140,3 +140,54 @@ def test_early_stopping_by_hand_equals_tl_fit():
         )
     # measured: all three (val accuracy 0.25, 0.25, 0.3, ...): the counter must go back to 0
     assert resumed, "no run had a better epoch after a wait: the test would miss a counter bug"
+
+
+def test_fit_by_hand_equals_tl_fit_on_a_conv_net_with_batchnorm(lite0):
+    """Lite0's last MBConv stage and head conv (Conv2d + BatchNorm2d pairs), fine-tuned on cached
+    activations with 256 validation samples: from there on `tl.evaluate` alone would fold the
+    pairs (tlcourse/inference.py), so fit's validation must ask for the model as it is."""
+    fit_by_hand = notebook_functions("02_feature_extraction")["fit_by_hand"]
+    generator = torch.Generator().manual_seed(0)
+    activations = torch.randn(64 + 256, 192, 2, 2, generator=generator)  # features.7's input
+    labels = torch.arange(64 + 256) % 3
+    labels[::7] = (labels[::7] + 1) % 3  # a few the head cannot get right: the loss stays > 0
+    train_set = TensorDataset(activations[:64], labels[:64])
+    val_loader = DataLoader(TensorDataset(activations[64:], labels[64:]), batch_size=64)
+    assert len(val_loader.dataset) >= tl.inference.FOLD_FROM  # where the folded copy would run
+    tail = copy.deepcopy(nn.Sequential(*lite0.features[7:], lite0.avgpool, nn.Flatten(1)))
+    torch.manual_seed(0)
+    start = nn.Sequential(tail, nn.Linear(1280, 3))
+
+    def train_loader():
+        return DataLoader(train_set, batch_size=16, shuffle=True, generator=tl.make_generator(0))
+
+    runs = {}
+    for name in ("hand", "fit", "fit folded"):
+        model = copy.deepcopy(start)
+        torch.manual_seed(1)
+        if name == "hand":
+            optimizer, loss_fn = (
+                torch.optim.Adam(model.parameters(), lr=1e-3),
+                nn.CrossEntropyLoss(),
+            )
+            history = fit_by_hand(model, train_loader(), val_loader, epochs=2, optimizer=optimizer,
+                                  loss_fn=loss_fn, device=torch.device("cpu"))  # fmt: skip
+        else:
+            fitted = tl.fit(model, train_loader(), val_loader, epochs=2, lr=1e-3, device="cpu",
+                            fold_batchnorm=name == "fit folded", progress=False)  # fmt: skip
+            history = {key: getattr(fitted, key) for key in METRICS}
+            history["best_epoch"] = fitted.best_epoch
+        runs[name] = model, history
+    (hand, by_hand), (fitted, by_fit) = runs["hand"], runs["fit"]
+    for key in METRICS:
+        assert by_hand[key] == by_fit[key], f"{key} differs: {by_hand[key]} vs {by_fit[key]}"
+    assert by_hand["best_epoch"] == by_fit["best_epoch"]
+    assert_same_weights(hand, fitted)
+    # the test can fail: the folded copy's validation numbers are close, but not these numbers
+    folded = runs["fit folded"][1]
+    assert folded["val_loss"] == pytest.approx(by_hand["val_loss"], rel=1e-4)
+    inputs = val_loader.dataset.tensors[0]
+    as_is = tl.predict(fitted, inputs, fold_batchnorm=False)
+    assert not torch.equal(tl.predict(fitted, inputs, fold_batchnorm=True), as_is), (
+        "folding changed no bit of 256 x 3 probabilities: this test could not see it"
+    )

@@ -22,8 +22,9 @@ from tlcourse import distributed
 from tlcourse.checkpoint import save_checkpoint
 from tlcourse.data import load_splits, make_loaders
 from tlcourse.device import get_device, make_generator, seed_everything
-from tlcourse.features import FrozenForward, extract_features
+from tlcourse.features import extract_features
 from tlcourse.freeze import count_params, freeze, freeze_batchnorm, param_groups, unfreeze
+from tlcourse.inference import FrozenForward
 from tlcourse.models import load_pretrained, replace_head
 from tlcourse.plots import plot_history, show_images, to_displayable
 from tlcourse.train import evaluate, fit, predict
@@ -143,7 +144,7 @@ def _cache(model: nn.Module, loaders: dict, device: torch.device, seed: int):
     tail = nn.Sequential(*model.features[CUT:], model.avgpool, nn.Flatten(1), model.classifier)
     # the frozen layers between the cache and the head, run once more (cheaply: small inputs),
     # the same fast way as extract_features (a copy with BatchNorm folded, channels_last)
-    body = FrozenForward(tail[:-1].eval(), device)
+    body = FrozenForward(tail[:-1].eval(), device, fold_batchnorm=None)
     with torch.no_grad():
         features = {
             name: TensorDataset(body(a.tensors[0]).float().cpu(), a.tensors[1])

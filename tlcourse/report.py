@@ -1,5 +1,5 @@
-"""What `fit` records and prints: `History` (per-epoch metrics, why it stopped), one tqdm bar
-for the whole fit, a line per epoch (throttled) and a last line.
+"""What `fit` prints: one tqdm bar for the whole fit, a line per epoch (throttled) and a last
+line (what it records is `History`, history.py).
 
 30 fast epochs are not 30 lines: a line is printed at most every LINE_SECONDS, and the last
 epoch always (History keeps every epoch anyway). Under torchrun only rank 0 prints.
@@ -13,44 +13,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
+from tlcourse.history import History
+
 LINE_SECONDS = 0.5  # fit(progress=True) prints an epoch line at most this often
-
-
-@dataclass
-class History:
-    """Per-epoch metrics of one `fit` call (lists ready to plot), and why it stopped.
-
-    Example:
-        >>> history = fit(model, train, val, epochs=3); history.plot()
-    """
-
-    train_loss: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    best_epoch: int | None = None  # 1-based epoch whose weights the model holds at the end
-    stop_reason: str = ""
-
-    def record(self, train: dict, val: dict | None, lr: float, seconds: float) -> None:
-        """Append one epoch's metrics (val = None when there is no validation loader)."""
-        self.train_loss.append(train["loss"])
-        self.train_accuracy.append(train["accuracy"])
-        self.val_loss.append(val["loss"] if val else math.nan)
-        self.val_accuracy.append(val["accuracy"] if val else math.nan)
-        self.lr.append(lr)
-        self.seconds.append(seconds)
-
-    def plot(self, title: str = ""):
-        """Loss and accuracy curves as a matplotlib Figure."""
-        from tlcourse.plots import plot_history
-
-        return plot_history(self, title=title)
 
 
 class FitReport:

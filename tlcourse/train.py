@@ -3,8 +3,9 @@
 Lesson 02 writes this loop by hand first; `fit` is the same loop (tests/test_hand_loop.py keeps
 them equal). For each batch: forward, loss, zero_grad, backward, step; metrics weighted by
 samples; after each epoch validate and keep the best weights. Everything else enters in a line:
-speed options (`precision.py`), plain-words errors and clean stops (`guards.py`), printing
-(`report.py`), checkpoint/resume (`checkpoint.py`) and torchrun/DDP (`distributed.py`).
+step options (`train_step.py`), fast inference (`inference.py`), plain-words errors and clean
+stops (`guards.py`), what is recorded (`history.py`) and printed (`report.py`), checkpoint/resume
+(`checkpoint.py`) and torchrun/DDP (`distributed.py`).
 
 Example:
     >>> history = fit(model, loaders["train"], loaders["val"], epochs=5, lr=1e-3)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -24,39 +26,36 @@ from torch.utils.data import DataLoader
 from tlcourse import distributed
 from tlcourse.checkpoint import resume_fit, save_fit_state, state_on_cpu
 from tlcourse.device import get_device, place_model
-from tlcourse.features import FrozenForward
 from tlcourse.guards import check_epochs, checked_loss, finite, require_trainable, stop_cleanly
-from tlcourse.precision import Precision
-from tlcourse.report import FitReport, History
-
-FEW_IMAGES = 32  # predict: below this, the model's own layout (a fast copy costs ~0.1 s)
-# evaluate (and so fit's validation, every epoch): below this many samples the model runs as it
-# is. Measured on 2 CPU cores, folded copy vs the model: ResNet18 at 64 px 0.61x for 32 images,
-# 0.91x for 128, 1.27x for 512; Lite0 at 96 px 1.15x, 1.59x, 1.86x.
-FEW_SAMPLES = 256
+from tlcourse.history import History
+from tlcourse.inference import FrozenForward, loader_samples, renamed_options
+from tlcourse.report import FitReport
+from tlcourse.train_step import TrainStep
 
 
 def train_one_epoch(
-    model, loader, loss_fn, optimizer, device, *, precision=None, epoch=1, bar=None
+    model, loader, loss_fn, optimizer, device, *, step=None, epoch=1, bar=None, **renamed
 ) -> dict[str, float]:
     """One pass over `loader` in train mode. Returns sample-weighted {"loss", "accuracy"}.
 
+    step: a `TrainStep` (amp, channels_last, clipping); default all off, the plain PyTorch lines.
+
     Example:
-        >>> train_one_epoch(model, loaders["train"], nn.CrossEntropyLoss(), optimizer, device)
-        {'loss': 0.41, 'accuracy': 0.88}
+        >>> train_one_epoch(model, loaders["train"], nn.CrossEntropyLoss(), optimizer, "cpu")
+        {'loss': ..., 'accuracy': ...}
     """
-    precision = precision or Precision(model, device)  # amp, channels_last, clipping: all off
+    step = step or _renamed_step(renamed) or TrainStep(model, device)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch, (inputs, labels) in enumerate(loader, start=1):
-        inputs, targets = precision.inputs(inputs), labels.to(device, non_blocking=True)
-        with precision.autocast():
+        inputs, targets = step.inputs(inputs), labels.to(device, non_blocking=True)
+        with step.autocast():
             logits = model(inputs)  # (B, num_classes)
             loss = checked_loss(loss_fn, logits, targets, labels)
         loss_value = finite(loss.item(), epoch, batch)  # NaN/inf: stop, naming the batch
         optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)  # loss.backward()
-        precision.step(optimizer)  # optimizer.step()
+        step.backward(loss)  # loss.backward()
+        step.update(optimizer)  # optimizer.step()
         total_loss += loss_value * len(labels)  # weight by batch size: the last batch may be short
         correct += (logits.argmax(1) == targets).sum().item()
         seen += len(labels)
@@ -67,24 +66,24 @@ def train_one_epoch(
 
 def evaluate(
     model: nn.Module, loader: DataLoader, loss_fn=None, device=None, *,
-    precision: str = "fp32", channels_last: bool | None = None,
+    dtype: str = "fp32", fold_batchnorm: bool | None = None, **renamed,
 ) -> dict[str, float]:  # fmt: skip
     """Loss and accuracy over `loader` in eval mode, without gradients.
 
-    precision, channels_last: how the forward pass runs (`tlcourse.features.FrozenForward`).
-    The defaults give the model's numbers within float rounding, faster on cpu and cuda; a
-    loader of fewer than 256 samples runs the model as it is (the copy would cost more).
+    dtype, fold_batchnorm: how the forward pass runs (`tlcourse.inference`). By default the
+    model runs as it is below 256 samples and through its folded copy from there on: the same
+    numbers within float rounding, faster on cpu and cuda. fold_batchnorm=False: the model as
+    it is, the hand loop's numbers to the last bit.
 
     Example:
         >>> evaluate(model, loaders["test"])
-        {'loss': 0.25, 'accuracy': 0.93}
+        {'loss': ..., 'accuracy': ...}
     """
+    dtype, fold_batchnorm = renamed_options("evaluate", renamed, dtype, fold_batchnorm)
     device = place_model(model, device)  # a given device: the model moves there, like fit
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    if channels_last is None and _samples(loader) < FEW_SAMPLES:
-        channels_last = False
     model.eval()
-    forward = FrozenForward(model, device, precision, channels_last)  # the model, or a fast copy
+    forward = FrozenForward(model, device, dtype, fold_batchnorm, loader_samples(loader))
     total_loss, correct, seen = 0.0, 0, 0
     with torch.inference_mode():
         for inputs, labels in loader:
@@ -100,7 +99,8 @@ def fit(
     model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
     epochs: int = 5, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
     loss_fn: nn.Module | None = None, device: torch.device | str | None = None, scheduler=None,
-    amp: bool = False, channels_last: bool = False, clip_grad: float | None = None,  # speed
+    amp: bool = False, channels_last: bool = False, clip_grad: float | None = None,  # steps
+    fold_batchnorm: bool = False,  # validation through the folded copy
     patience: int | None = None, restore_best: bool = True,  # when to stop, what to keep
     checkpoint: str | Path | None = None, resume_from: str | Path | None = None,
     progress: bool = True,
@@ -111,11 +111,15 @@ def fit(
         optimizer: default Adam(lr) over the parameters with `requires_grad` only.
         device: default `get_device()`; the model is moved there, batches follow.
         scheduler: stepped once per epoch (ReduceLROnPlateau gets the validation loss).
-        amp, channels_last, clip_grad: mixed precision, NHWC memory, clipping (precision.py).
+        amp, channels_last, clip_grad: mixed precision, NHWC memory, clipping (train_step.py).
             channels_last is off by default, from measurements (`make bench`, section 8): it
             made an epoch through Lite0's last blocks 1.45x faster on 2 CPU cores (1.11x for
             the demo's tail) but none on a GPU (0.94x), and it converts the model's weights
             in place. Turn it on to fine-tune convolutions on a CPU.
+        fold_batchnorm: validate through the folded copy (`tlcourse.inference`): faster on a
+            conv net with a big validation set, the numbers equal within float rounding but not
+            bit for bit. Off by default: validation runs the model as it is, as the hand loop
+            of lesson 02 does, and gives its numbers exactly.
         patience: stop after this many epochs without a better validation accuracy.
         restore_best: load the best epoch's weights at the end (by val accuracy, else train loss).
         checkpoint: file written after every epoch; `resume_from` continues from one.
@@ -132,7 +136,7 @@ def fit(
     model.to(device)  # under torchrun: joined the process group, this process's device
     optimizer = require_trainable(optimizer or _adam_over_trainable(model, lr))
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    precision = Precision(model, device, amp, channels_last, clip_grad)  # before DDP wraps it
+    step = TrainStep(model, device, amp, channels_last, clip_grad)  # before DDP wraps the model
     # torchrun: a DDP model and loaders reading this process's share; else all unchanged
     train_model, train_loader, val_loader = distributed.prepare(
         model, device, train_loader, val_loader
@@ -150,10 +154,12 @@ def fit(
             distributed.set_epoch(train_loader, epoch)  # DDP: a new shuffle every epoch
             train = train_one_epoch(
                 train_model, train_loader, loss_fn, optimizer, device,
-                precision=precision, epoch=epoch, bar=report.bar,
+                step=step, epoch=epoch, bar=report.bar,
             )  # fmt: skip
             # no device: the model is already there (moving it again each epoch costs time)
-            val = evaluate(model, val_loader, loss_fn) if val_loader is not None else None
+            val = None
+            if val_loader is not None:
+                val = evaluate(model, val_loader, loss_fn, fold_batchnorm=fold_batchnorm)
             lr_now, seconds = optimizer.param_groups[0]["lr"], time.perf_counter() - started
             history.record(train, val, lr_now, seconds)
             _step_scheduler(scheduler, val or train)
@@ -177,35 +183,27 @@ def fit(
 
 def predict(
     model: nn.Module, inputs: torch.Tensor | DataLoader, device=None, batch_size: int = 256, *,
-    precision: str = "fp32", channels_last: bool | None = None,
+    dtype: str = "fp32", fold_batchnorm: bool | None = None, **renamed,
 ) -> torch.Tensor:  # fmt: skip
     """Probabilities (N, num_classes) on the CPU for a batch (N, C, H, W), one image or a loader.
 
-    precision, channels_last: as in `evaluate`; for fewer than 32 images the model runs as it
-    is (copying it for the fast layout would cost more than it saves).
+    dtype, fold_batchnorm: as in `evaluate` (the folded copy from 256 images on).
 
     Example:
-        >>> predict(model, image).argmax(1)  # tensor([3]): the class index of one (C, H, W) image
+        >>> predict(model, image).shape  # one (C, H, W) image: a batch of one
+        torch.Size([1, 1000])
     """
+    dtype, fold_batchnorm = renamed_options("predict", renamed, dtype, fold_batchnorm)
     device = place_model(model, device)  # a given device: the model moves there, like fit
     if isinstance(inputs, torch.Tensor):
         inputs = inputs[None] if inputs.ndim == 3 else inputs  # one image -> a batch of one
-        if channels_last is None and len(inputs) < FEW_IMAGES:
-            channels_last = False
-        batches = inputs.split(batch_size)
+        samples, batches = len(inputs), inputs.split(batch_size)
     else:
-        batches = (batch[0] for batch in inputs)
+        samples, batches = loader_samples(inputs), (batch[0] for batch in inputs)
     model.eval()
-    forward = FrozenForward(model, device, precision, channels_last)
+    forward = FrozenForward(model, device, dtype, fold_batchnorm, samples)
     with torch.inference_mode():
         return torch.cat([forward(x).float().softmax(1).cpu() for x in batches])
-
-
-def _samples(loader: DataLoader) -> float:
-    try:
-        return len(loader.dataset)
-    except TypeError:  # an IterableDataset without a length: assume a big one
-        return float("inf")
 
 
 def _means(loader, total_loss: float, correct: int, seen: int, what: str) -> dict[str, float]:
@@ -230,3 +228,17 @@ def _step_scheduler(scheduler, metrics: dict[str, float]) -> None:
         scheduler.step(metrics["loss"])
     elif scheduler is not None:
         scheduler.step()
+
+
+def _renamed_step(renamed: dict) -> TrainStep | None:
+    """train_one_epoch(precision=TrainStep(...)), the keyword's old name, with a FutureWarning."""
+    if set(renamed) - {"precision"}:
+        unknown = sorted(set(renamed) - {"precision"})[0]
+        raise TypeError(f"train_one_epoch() got an unexpected keyword argument {unknown!r}")
+    if "precision" in renamed:
+        warnings.warn(
+            "train_one_epoch(precision=...) is now train_one_epoch(step=...): a TrainStep",
+            FutureWarning,
+            stacklevel=3,
+        )
+    return renamed.get("precision")
