@@ -41,9 +41,9 @@ DEFAULT_GOAL, BF16_GOAL, ACCURACY_TOLERANCE = 1.5, 2.0, 0.01
 FEATURE_TOLERANCE, TF32_FEATURE_TOLERANCE = 1e-4, 2e-2
 SEEDS = (0, 1, 2)
 VARIANTS = {  # name -> extract_features options
-    "today: fp32, model as is (NCHW)": {"channels_last": False},
-    "default: fp32, folded channels_last copy": {},
-    "opt-in: bf16 autocast (+ default layout)": {"precision": "bf16"},
+    "today: fp32, model as is (NCHW)": {"fold_batchnorm": False},
+    "default: fp32, folded channels_last copy": {"fold_batchnorm": True},  # default from 256
+    "opt-in: bf16 autocast (+ default layout)": {"dtype": "bf16", "fold_batchnorm": True},
 }
 TODAY, DEFAULT, BF16 = VARIANTS
 ABLATION = "ablation: channels_last only, BatchNorm kept"  # speed only: why the folding matters
@@ -72,7 +72,7 @@ def run(quick: bool, out: Path) -> Section:
 
     nhwc = copy.deepcopy(model).to(memory_format=torch.channels_last)  # its convs output NHWC
     timers = {name: timed(model, options) for name, options in variants.items()}
-    seconds = interleaved(timers | {ABLATION: timed(nhwc, {"channels_last": False})}, rounds)
+    seconds = interleaved(timers | {ABLATION: timed(nhwc, {"fold_batchnorm": False})}, rounds)
 
     # answers: each variant's features of all images, and a head trained on them (3 seeds)
     features = {
@@ -98,8 +98,8 @@ def run(quick: bool, out: Path) -> Section:
             f"{timed_images} pre-decoded images, the variants interleaved with a rotating order, "
             f"{rounds} rounds after a warm-up round; a speed-up is the median over rounds of "
             "today's seconds / the variant's seconds in the same round (paired).",
-            f"Today = `extract_features(channels_last=False)`: the plain loop (the model as it is, "
-            f"no folding, no channels_last). FLOPs "
+            f"Today = `extract_features(fold_batchnorm=False)`: the plain loop (the model as it "
+            f"is, no folding, no channels_last). FLOPs "
             f"per image counted by `torch.utils.flop_counter.FlopCounterMode` on one forward "
             f"pass ({flops / 1e9:.3f} GFLOP; convolutions and matmuls, 2 per multiply-add). "
             f"Peak: {peak_how or 'not computed (not on the CPU)'}.",

@@ -209,19 +209,24 @@ assert gap < 1e-4  # the same function, up to float rounding
 # The `tlcourse` calls do this on a **copy** of the model (every foldable pair, then
 # channels_last), so your model keeps its weights, mode and memory format. Three ways to cache
 # the same features, timed side by side (rounds interleaved, so a busy spell slows all alike):
-# today's loop (`channels_last=False`: the model as it is), the default, and, on CUDA or a CPU
-# with native bf16 (`tl.device.cpu_has_native_bf16()`), `precision="bf16"` (elsewhere it would
+# today's loop (`fold_batchnorm=False`: the model as it is), the folded copy
+# (`fold_batchnorm=True`; by default the calls use it from 256 images on, where making the copy
+# has paid for itself), and, on CUDA or a CPU with native bf16
+# (`tl.device.cpu_has_native_bf16()`), `dtype="bf16"` on top (elsewhere it would
 # warn and run fp32, so the cell leaves it out). bf16 stays opt-in although heads trained on bf16 features
 # score about as well as on fp32 ones (section 8 of the course's benchmarks, `make bench`): the
 # defaults promise the same features on every machine, and bf16 ones differ in the third digit.
+# (`fold_batchnorm` and `dtype` are inference options; `channels_last=` in `tl.fit` is the
+# training's memory layout, section 3.)
 
 # %%
 cached = tl.load_splits("animals", {"images": 192}, image_size=96, seed=0)["images"]
 inputs = torch.stack([cached[i][0] for i in range(len(cached))])  # (192, 3, 96, 96), decoded once
 batches = torch.utils.data.DataLoader(TensorDataset(inputs, torch.zeros(len(inputs))), batch_size=64)
-variants = {"today: fp32, model as is": {"channels_last": False}, "default": {}}
+print(f"by default the calls fold from {tl.inference.FOLD_FROM} samples on; here both ways, chosen explicitly")
+variants = {"today: fp32, model as is": {"fold_batchnorm": False}, "folded copy": {"fold_batchnorm": True}}
 if device.type == "cuda" or (device.type == "cpu" and tl.device.cpu_has_native_bf16()):
-    variants["bf16 (opt-in)"] = {"precision": "bf16"}
+    variants["bf16 (opt-in)"] = {"dtype": "bf16", "fold_batchnorm": True}
 features, seconds = {}, {name: [] for name in variants}
 for round_ in range(4):  # round 0 warms up (allocations, kernel choice) and is not counted
     for name in list(variants)[round_ % len(variants):] + list(variants)[:round_ % len(variants)]:
@@ -243,17 +248,17 @@ for name in variants:
 # 7e-3 on uniform noise, 3e-6 with TF32 off.
 tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
 tolerance = 2e-2 if tf32 else 1e-4
-assert torch.allclose(features["default"], reference, rtol=tolerance, atol=tolerance * reference.abs().max())
+assert torch.allclose(features["folded copy"], reference, rtol=tolerance, atol=tolerance * reference.abs().max())
 if "bf16 (opt-in)" in variants:  # measured: mean cosine 0.998, lowest single image 0.992
     assert nn.functional.cosine_similarity(features["bf16 (opt-in)"], reference).mean() > 0.99
 # Speed depends on the machine and its load. Measured on a busy 2-core x86 CPU (2 threads, load
-# 4-5, 5 runs of this cell): default 1.69-2.40x, bf16 1.36-2.19x (two later runs: default 1.55x
+# 4-5, 5 runs of this cell): folded copy 1.69-2.40x, bf16 1.36-2.19x (two later runs: 1.55x
 # and 1.68x, bf16 2.97x and 3.20x); with only AVX2 or SSE4.1 kernels (forced with
-# ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY) the default still ran 1.47-1.48x. So the claim checked
-# is the weak one, on x86 CPUs only: the default is faster (lowest median seen 1.47, spread of the
+# ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY) the folded copy still ran 1.47-1.48x. So the claim
+# checked is the weak one, on x86 CPUs only: the copy is faster (lowest median seen 1.47, spread of the
 # lower runs 0.1). bf16's gain swings with the load: printed, not asserted.
 if device.type == "cpu" and platform.machine().lower() in ("x86_64", "amd64"):
-    assert speedup["default"] > 1.0
+    assert speedup["folded copy"] > 1.0
 
 # %% [markdown]
 # In `tl.fit` both are one argument: `amp=True` (bf16 autocast on CPU, fp16 + `GradScaler` on
@@ -480,11 +485,14 @@ assert abs(accuracy[1] - accuracy[2]) < 0.04  # margin 0.035, 3.5x the spread
 #   PyTorch recipe's figure in the table above).
 #   `channels_last` changes the memory layout, not the math. In `tl.fit`: `amp=True`,
 #   `channels_last=True`.
-# - Inference can also fold each BatchNorm into the convolution before it (exact in eval mode).
+# - Inference can also fold each BatchNorm into the convolution before it (the same function in eval mode).
 #   `tl.extract_features`, `tl.evaluate` and `tl.predict` run such a folded channels_last copy by
-#   default on cpu and cuda, for anything but small inputs and models with hooks (same features within float rounding; faster on x86 CPUs, asserted
-#   in section 2); `precision="bf16"` is opt-in (features within cosine 0.99 where it runs,
-#   asserted; fast only with native bf16).
+#   default on cpu and cuda once the input is big enough for the copy to pay (section 2), for
+#   models without hooks (same features within
+#   float rounding; faster on x86 CPUs, asserted in section 2); `fold_batchnorm=True/False`
+#   chooses. `tl.fit` validates the model as it is unless `fold_batchnorm=True`, so its numbers
+#   are the hand loop's to the last bit. `dtype="bf16"` is opt-in (features within cosine 0.99
+#   where it runs, asserted; fast only with native bf16).
 # - `num_workers` prepares batches in parallel; `pin_memory` + `non_blocking` speeds up copies to
 #   a CUDA GPU.
 # - DDP = N processes, each with a model copy and a share of the data, averaging gradients every
