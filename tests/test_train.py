@@ -238,3 +238,28 @@ def test_train_one_epoch_and_evaluate_take_a_device_name_or_object(device):
     train = tl.train_one_epoch(model, loaders["train"], loss_fn, optimizer, device)
     val = tl.evaluate(model, loaders["val"], device=device)
     assert math.isfinite(train["loss"]) and 0 <= val["accuracy"] <= 1
+
+
+def test_clip_grad_bounds_every_step_s_gradient_norm():
+    """fit(clip_grad=c): the optimizer sees gradients whose global norm is at most c."""
+
+    def gradient_norms(clip_grad):
+        model, norms = small_net(), []
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        optimizer.register_step_pre_hook(
+            lambda *_: norms.append(
+                torch.linalg.vector_norm(
+                    torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
+                ).item()
+            )
+        )
+        torch.manual_seed(0)
+        tl.fit(model, blob_loaders()["train"], epochs=2, optimizer=optimizer,
+               clip_grad=clip_grad, device="cpu", progress=False)  # fmt: skip
+        return norms
+
+    unclipped, clipped = gradient_norms(None), gradient_norms(0.1)
+    assert len(clipped) == len(unclipped) == 12  # 96 samples / 16 per batch, 2 epochs
+    assert min(unclipped) > 0.1  # without clipping every step is above the bound: it can bite
+    assert max(clipped) <= 0.1 * (1 + 1e-5)
+    assert max(clipped) == pytest.approx(0.1, rel=1e-5)  # clipped to the bound, not to zero
