@@ -81,14 +81,15 @@ site: $(STAMP)
 	@echo "The course as a website: open _build/site/index.html"
 
 # exercises/ is generated from solutions/ (### BEGIN/END SOLUTION blocks -> NotImplementedError),
-# and the table of exercises/README.md from the checks modules in tlcourse/grading/checks/.
+# and the table of exercises/README.md from the checks modules in tlcourse/grading/checks/,
+# by tools/generate_exercises.py (repository tooling, not part of the installed package).
 exercises: $(STAMP)
-	$(BIN)/python -m tlcourse.grading.generate
+	$(BIN)/python tools/generate_exercises.py
 
 # CI: exercises/ and its README table must equal a fresh generation, and every solution must
 # have a checks module and back (the message names the missing file).
 exercises-check: $(STAMP)
-	$(BIN)/python -m tlcourse.grading.generate --check
+	$(BIN)/python tools/generate_exercises.py --check
 
 # Benchmarks (issues 7 and 17), about 18 min on 2 idle cores: writes docs/benchmarks.md + docs/bench_*.png.
 # BENCH_QUICK=1 make bench: tiny sizes in a few minutes, a smoke test (the report says so).

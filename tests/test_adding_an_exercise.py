@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from exercise_files import SOLUTIONS, checks_file, solution_files
+from exercises_readme import unpaired
+from generate_exercises import main as generate_main
 
 import tlcourse as tl
 from tlcourse.grading import checks, registry
-from tlcourse.grading.generate import main as generate_main
-from tlcourse.grading.ids import checks_file, exercise_id, exercise_number, solution_files
+from tlcourse.grading.ids import exercise_id, exercise_number
 from tlcourse.grading.progress import format_progress
-from tlcourse.grading.readme import unpaired
 from tlcourse.grading.registry import EXERCISES, discover, find_exercise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +38,8 @@ EX99 = exercise(
 
 
 @EX99.check("add(2, 2) is 4", points=10, needs=("add",), hint="return a + b")
-def _ex99_add(o: dict) -> str:
-    if call_learner(o["add"], 2, 2) != 4:
+def _ex99_add(submitted: dict) -> str:
+    if call_learner(submitted["add"], 2, 2) != 4:
         raise NotYet("add(2, 2) is not 4")
     return "4"
 '''
@@ -101,6 +102,7 @@ def repository_state() -> dict[str, bytes]:
     paths = [
         ROOT / "exercises" / "README.md",
         *sorted((ROOT / "tlcourse" / "grading").rglob("*.py")),
+        *sorted((ROOT / "tools").glob("*.py")),
     ]
     return {str(p): p.read_bytes() for p in paths}
 
@@ -137,7 +139,7 @@ def test_every_solution_has_a_checks_module_and_back():
     assert sorted(EXERCISES) == sorted(solution_files(ROOT / "solutions"))
     for key, exercise in EXERCISES.items():
         assert sys.modules[exercise.module].__file__ == str(checks_file(key)), key
-        assert exercise.id == exercise_id(exercise.notebook) == key
+        assert exercise.id == exercise_id(solution_files(SOLUTIONS)[key]) == key
 
 
 def test_a_solution_without_checks_names_the_file_to_add(course, capsys):
@@ -188,7 +190,8 @@ def test_two_modules_cannot_register_one_id():
 )
 def test_every_spelling_of_an_id_maps_to_one(spelling):
     assert exercise_id(spelling) == "ex03" and exercise_number(spelling) == 3
-    assert find_exercise(spelling).notebook == "03_vgg16_custom_dataset"
+    assert find_exercise(spelling).id == "ex03"
+    assert solution_files(SOLUTIONS)["ex03"].stem == "03_vgg16_custom_dataset"
 
 
 def test_a_name_that_is_no_exercise_says_how_to_write_one(tmp_path):

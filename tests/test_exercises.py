@@ -15,10 +15,11 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from exercise_files import solution_files
+from generate_exercises import blank_solutions, generate, stale
 
 from tlcourse.__main__ import main
-from tlcourse.grading.generate import blank_solutions, generate, stale
-from tlcourse.grading.ids import exercise_number, solution_files
+from tlcourse.grading.ids import exercise_number
 from tlcourse.grading.registry import EXERCISES as REGISTERED
 from tlcourse.grading.runner import run_notebook
 
@@ -82,6 +83,19 @@ def test_bad_markers_are_reported_with_file_and_line(text, message):
 def test_exercises_are_up_to_date_with_solutions():
     problems = stale(ROOT / "solutions", ROOT / "exercises")
     assert not problems, f"{problems}: run `make exercises`"
+
+
+def test_the_generator_runs_as_a_script_from_any_folder(tmp_path):
+    # `make exercises-check` runs tools/generate_exercises.py as a script: its sibling imports
+    # (exercise_files, exercises_readme) and its default folders must not depend on pytest or cwd.
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "generate_exercises.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_generation_is_byte_for_byte_repeatable(tmp_path):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from exercise_files import SOLUTIONS, solution_files
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
@@ -25,7 +26,6 @@ from tlcourse.grading.checks.ex03 import EX03_CLASSES
 from tlcourse.grading.checks.ex06 import EX06_CLASSES
 from tlcourse.grading.checks.ex08 import EX08_CLASSES
 from tlcourse.grading.data import practice_data
-from tlcourse.grading.ids import solution_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -841,7 +841,8 @@ def test_every_exercise_has_ten_points_a_solution_and_a_graded_cell():
         assert exercise.max_points == 10, key
         assert all(c.hint for c in exercise.checks), key
         for folder in ("solutions", "exercises"):
-            notebook = jupytext.read(ROOT / folder / f"{exercise.notebook}.py")
+            stem = solution_files(SOLUTIONS)[key].stem
+            notebook = jupytext.read(ROOT / folder / f"{stem}.py")
             graded = [c for c in notebook.cells if "graded" in c.metadata.get("tags", [])]
             assert len(graded) == 1, (folder, key)
             assert "tl.check(" in graded[0].source and f'"{key}"' in graded[0].source

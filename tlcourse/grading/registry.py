@@ -9,7 +9,7 @@ An exercise's id is written once, as its checks module's name (`checks/ex02.py` 
 Example (in tlcourse/grading/checks/ex02.py):
     >>> EX02 = exercise(__name__, "Freeze and replace the head", {"model": Spec(...)})
     >>> @EX02.check("only the head trains", points=2, hint="tl.freeze(model) first")
-    ... def _(objects): ...
+    ... def _(submitted): ...
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tlcourse.grading.ids import SOLUTIONS, exercise_id, exercise_number, solution_files
+from tlcourse.grading.ids import exercise_id, exercise_number
 
 TIMEOUT_ENV = "TLCOURSE_CHECK_TIMEOUT"  # seconds one check may take (default 120)
 
@@ -100,8 +100,8 @@ class Exercise:
 
     Example:
         >>> ex = find_exercise("ex03")
-        >>> ex.notebook, len(ex.checks), ex.max_points
-        ('03_vgg16_custom_dataset', 5, 10)
+        >>> ex.number, len(ex.checks), ex.max_points
+        (3, 5, 10)
     """
 
     id: str  # "ex03": the name of its checks module
@@ -116,16 +116,9 @@ class Exercise:
     def number(self) -> int:
         return exercise_number(self.id)
 
-    @property
-    def notebook(self) -> str:
-        """The file stem in solutions/ and exercises/, e.g. "03_vgg16_custom_dataset"."""
-        solution = solution_files(SOLUTIONS).get(self.id)
-        if solution is None:
-            raise LookupError(f"{self.id}: no {SOLUTIONS}/{self.number:02d}_<name>.py")
-        return solution.stem
-
     def check(self, title: str, points: int, hint: str, needs: tuple[str, ...] = ()):
-        """Decorator: register `function(objects) -> detail` as one check of this exercise."""
+        """Decorator: register `function(submitted) -> detail` as one check of this exercise;
+        `submitted` is the dict of objects the learner passed to `check()`, by name."""
 
         def register(function: Callable[[dict], str | None]) -> Callable:
             self.checks.append(Check(title, points, hint, tuple(needs), function))

@@ -52,8 +52,8 @@ def _info(head_info: Callable, model: nn.Module, name: str) -> str:
     needs=("model",),
     hint="tl.load_pretrained loads the real weights by the model's name; do not change them.",
 )
-def _ex01_weights(o: dict) -> str:
-    changed = changed_tensors(o["model"], pretrained_lite0_state())
+def _ex01_weights(submitted: dict) -> str:
+    changed = changed_tensors(submitted["model"], pretrained_lite0_state())
     if changed:
         raise NotYet(f"{len(changed)} tensors differ from the pretrained ones, e.g. {changed[:2]}")
     return f"all {len(pretrained_lite0_state())} tensors match"
@@ -65,8 +65,10 @@ def _ex01_weights(o: dict) -> str:
     needs=("head_info",),
     hint="tl.get_head(model) returns (path, layer); count with p.numel() over model.parameters().",
 )
-def _ex01_lite(o: dict) -> str:
-    return _info(o["head_info"], load_pretrained("efficientnet_lite0", weights=None), "lite0")
+def _ex01_lite(submitted: dict) -> str:
+    return _info(
+        submitted["head_info"], load_pretrained("efficientnet_lite0", weights=None), "lite0"
+    )
 
 
 @EX01.check(
@@ -75,9 +77,10 @@ def _ex01_lite(o: dict) -> str:
     needs=("head_info",),
     hint="The head is the last nn.Linear: classifier[6] in VGG16, fc in ResNet18.",
 )
-def _ex01_syllabus(o: dict) -> str:
+def _ex01_syllabus(submitted: dict) -> str:
     details = [
-        _info(o["head_info"], torchvision.models.get_model(n), n) for n in ("resnet18", "vgg16")
+        _info(submitted["head_info"], torchvision.models.get_model(n), n)
+        for n in ("resnet18", "vgg16")
     ]
     return "; ".join(details)
 
@@ -88,6 +91,6 @@ def _ex01_syllabus(o: dict) -> str:
     needs=("head_info",),
     hint="Compute from the model you are given (no hard-coded numbers or names).",
 )
-def _ex01_unseen(o: dict) -> str:
+def _ex01_unseen(submitted: dict) -> str:
     model = torchvision.models.mobilenet_v3_small(num_classes=7)
-    return _info(o["head_info"], model, "a MobileNetV3 with 7 classes")
+    return _info(submitted["head_info"], model, "a MobileNetV3 with 7 classes")

@@ -98,9 +98,9 @@ def _head_outputs(model: nn.Module, num_classes: int, what: str) -> None:
     hint='Start from tl.load_pretrained("resnet18") (not another ResNet); freeze first '
     "(tl.freeze or requires_grad_(False)), then replace fc: a new layer trains.",
 )
-def _ex02_model_frozen(o: dict) -> str:
-    resnet18_architecture(o["model"])
-    expect_trainable(o["model"], ["fc.weight", "fc.bias"], "model")
+def _ex02_model_frozen(submitted: dict) -> str:
+    resnet18_architecture(submitted["model"])
+    expect_trainable(submitted["model"], ["fc.weight", "fc.bias"], "model")
     return "fc only"
 
 
@@ -110,8 +110,8 @@ def _ex02_model_frozen(o: dict) -> str:
     needs=("model",),
     hint="The new head takes the old head's in_features and gives 5 outputs (tl.replace_head).",
 )
-def _ex02_model_shape(o: dict) -> str:
-    _head_outputs(o["model"], 5, "model")
+def _ex02_model_shape(submitted: dict) -> str:
+    _head_outputs(submitted["model"], 5, "model")
     return "(2, 5)"
 
 
@@ -121,8 +121,8 @@ def _ex02_model_shape(o: dict) -> str:
     needs=("make_feature_extractor",),
     hint="Change the model you are given in place (freeze, replace head) and return it.",
 )
-def _ex02_lite(o: dict) -> str:
-    model = _apply(o["make_feature_extractor"], load_pretrained("efficientnet_lite0"), 3)
+def _ex02_lite(submitted: dict) -> str:
+    model = _apply(submitted["make_feature_extractor"], load_pretrained("efficientnet_lite0"), 3)
     head = get_head(model)[0]
     changed = changed_tensors(model, pretrained_lite0_state(), skip=head)
     if changed:
@@ -138,11 +138,11 @@ def _ex02_lite(o: dict) -> str:
     needs=("make_feature_extractor",),
     hint="Use the num_classes argument, and keep the weights of the model you are given.",
 )
-def _ex02_resnet(o: dict) -> str:
+def _ex02_resnet(submitted: dict) -> str:
     torch.manual_seed(7)
     original = torchvision.models.resnet18()
     before = {k: v.clone() for k, v in original.state_dict().items()}
-    model = _apply(o["make_feature_extractor"], original, 7)
+    model = _apply(submitted["make_feature_extractor"], original, 7)
     changed = changed_tensors(model, before, skip="fc.")
     if changed:
         raise NotYet(f"{len(changed)} backbone tensors changed (a new model?), e.g. {changed[:2]}")

@@ -7,6 +7,7 @@ from torch import nn
 
 from tlcourse.grading.checks.common import (
     MODULE,
+    TOLERANCE,
     agrees,
     at_least,
     class_order,
@@ -19,6 +20,7 @@ from tlcourse.grading.data import (
 from tlcourse.grading.registry import NotYet, Spec, exercise, number
 
 EX03_CLASSES = ["Bird", "Cat", "Elephant", "Giraffe", "Zebra"]
+ACCURACY_FLOOR = 0.85  # model's accuracy on the grader's held-out images (an untrained head ~0.2)
 EX03 = exercise(
     __name__,
     "VGG16 feature extraction on your ImageFolder",
@@ -39,8 +41,8 @@ EX03 = exercise(
     needs=("vgg",),
     hint="Assign a new nn.Linear to vgg.classifier[6]: the old in_features, one output a class.",
 )
-def _ex03_vgg_head(o: dict) -> str:
-    vgg = o["vgg"]
+def _ex03_vgg_head(submitted: dict) -> str:
+    vgg = submitted["vgg"]
     convs = [m for m in getattr(vgg, "features", []) if isinstance(m, nn.Conv2d)]
     classifier = getattr(vgg, "classifier", None)
     if len(convs) != 13 or not isinstance(classifier, nn.Sequential) or len(classifier) != 7:
@@ -60,8 +62,8 @@ def _ex03_vgg_head(o: dict) -> str:
     needs=("vgg",),
     hint="Freeze all parameters first, then replace classifier[6]: a new layer is trainable.",
 )
-def _ex03_vgg_frozen(o: dict) -> str:
-    trainable = [n for n, p in o["vgg"].named_parameters() if p.requires_grad]
+def _ex03_vgg_frozen(submitted: dict) -> str:
+    trainable = [n for n, p in submitted["vgg"].named_parameters() if p.requires_grad]
     if sorted(trainable) != ["classifier.6.bias", "classifier.6.weight"]:
         raise NotYet(f"trainable: {trainable[:4]} ({len(trainable)}); want classifier.6 only")
     return "classifier.6 only"
@@ -73,28 +75,32 @@ def _ex03_vgg_frozen(o: dict) -> str:
     needs=("model",),
     hint="tl.freeze(model), tl.replace_head(...), then train the head on cached features.",
 )
-def _ex03_backbone(o: dict) -> str:
-    return pretrained_backbone(o["model"], "model") + " trained, backbone untouched"
+def _ex03_backbone(submitted: dict) -> str:
+    return pretrained_backbone(submitted["model"], "model") + " trained, backbone untouched"
 
 
 @EX03.check(
-    "model: accuracy >= 0.85 on 250 held-out images the grader loads itself",
+    f"model: accuracy >= {ACCURACY_FLOOR} on 250 held-out images the grader loads itself",
     points=3,
     needs=("model", "class_names"),
     hint="Train the new head on the cached features for ~20 epochs (lr 3e-3) at 48 px.",
 )
-def _ex03_accuracy(o: dict) -> str:
-    classes = class_order(o["class_names"], EX03_CLASSES)
-    accuracy, n = measured_accuracy(o["model"], classes)
-    return at_least(accuracy, 0.85, context=f"on {n} held-out images (an untrained head gets ~0.2)")
+def _ex03_accuracy(submitted: dict) -> str:
+    classes = class_order(submitted["class_names"], EX03_CLASSES)
+    accuracy, n = measured_accuracy(submitted["model"], classes)
+    return at_least(
+        accuracy, ACCURACY_FLOOR, context=f"on {n} held-out images (an untrained head gets ~0.2)"
+    )
 
 
 @EX03.check(
-    "the accuracy you report matches the grader's measurement (within 0.1)",
+    f"the accuracy you report matches the grader's measurement (within {TOLERANCE})",
     points=1,
     needs=("model", "class_names", "accuracy"),
     hint="Report tl.evaluate(model, test_loader)['accuracy'] of the model you pass.",
 )
-def _ex03_reported(o: dict) -> str:
-    accuracy, _ = measured_accuracy(o["model"], class_order(o["class_names"], EX03_CLASSES))
-    return agrees(o["accuracy"], accuracy, "accuracy")
+def _ex03_reported(submitted: dict) -> str:
+    accuracy, _ = measured_accuracy(
+        submitted["model"], class_order(submitted["class_names"], EX03_CLASSES)
+    )
+    return agrees(submitted["accuracy"], accuracy, "accuracy")

@@ -58,13 +58,14 @@ def _check_groups(model: nn.Module, optimizer: torch.optim.Optimizer, what: str)
 
 
 @EX04.check(
-    "optimizer: exactly the trainable parameters of model, head at 1e-3, the rest at 1e-4",
+    f"optimizer: exactly the trainable parameters of model, head at {HEAD_LR:g}, the rest at "
+    f"{BODY_LR:g}",
     points=4,
     needs=("model", "optimizer"),
     hint="tl.param_groups (a head pattern at HEAD_LR, default_lr for the rest) skips frozen ones.",
 )
-def _ex04_notebook(o: dict) -> str:
-    return _check_groups(o["model"], o["optimizer"], "optimizer")
+def _ex04_notebook(submitted: dict) -> str:
+    return _check_groups(submitted["model"], submitted["optimizer"], "optimizer")
 
 
 def _resnet_layer4() -> nn.Module:
@@ -87,10 +88,10 @@ def _lite_head_only() -> nn.Module:
     needs=("make_optimizer",),
     hint="Find the head with tl.get_head(model); put only p.requires_grad parameters in groups.",
 )
-def _ex04_function(o: dict) -> str:
+def _ex04_function(submitted: dict) -> str:
     details = []
     for what, build in (("ResNet18", _resnet_layer4), ("head-only Lite0", _lite_head_only)):
         model = build()
-        optimizer = call_learner(o["make_optimizer"], model, name="make_optimizer")
+        optimizer = call_learner(submitted["make_optimizer"], model, name="make_optimizer")
         details.append(_check_groups(model, optimizer, what))
     return "; ".join(details)

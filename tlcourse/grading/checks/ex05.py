@@ -33,8 +33,8 @@ BLOCKS = ("layer3", "layer4")
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
 
-def _resnet34(o: dict) -> nn.Module:
-    model = o["model"]
+def _resnet34(submitted: dict) -> nn.Module:
+    model = submitted["model"]
     stages = [getattr(model, stage, None) for stage in STAGES]
     if any(s is None for s in stages) or not isinstance(getattr(model, "fc", None), nn.Linear):
         raise NotYet("model is not a ResNet (it needs layer1 ... layer4 and an fc Linear)")
@@ -70,8 +70,8 @@ def pretrained_batchnorms() -> tuple[str, ...]:
     needs=("model",),
     hint="tl.replace_head(model, num_classes=10) or model.fc = nn.Linear(512, 10).",
 )
-def _ex05_head(o: dict) -> str:
-    fc = _resnet34(o).fc
+def _ex05_head(submitted: dict) -> str:
+    fc = _resnet34(submitted).fc
     if (fc.in_features, fc.out_features) != (512, 10):
         raise NotYet(f"fc is Linear({fc.in_features}, {fc.out_features})")
     return "Linear(512, 10)"
@@ -83,8 +83,8 @@ def _ex05_head(o: dict) -> str:
     needs=("model",),
     hint="Freeze everything first, then unfreeze the two blocks and fc by name (tl.unfreeze).",
 )
-def _ex05_trainable(o: dict) -> str:
-    model = _resnet34(o)
+def _ex05_trainable(submitted: dict) -> str:
+    model = _resnet34(submitted)
     trainable = set(trainable_names(model))
     outside = sorted(n for n in trainable if not n.startswith(("layer3.", "layer4.", "fc.")))
     needed = [
@@ -107,8 +107,10 @@ def _ex05_trainable(o: dict) -> str:
     "track_running_stats). Frozen weights do not stop BatchNorm updating running_mean in train "
     "mode: tl.freeze_batchnorm(model) keeps every BatchNorm in eval mode.",
 )
-def _ex05_batchnorm(o: dict) -> str:
-    model = copy.deepcopy(_resnet34(o)).cpu()  # a copy: the learner's model is left as it was
+def _ex05_batchnorm(submitted: dict) -> str:
+    model = copy.deepcopy(
+        _resnet34(submitted)
+    ).cpu()  # a copy: the learner's model is left as it was
     modules = dict(model.named_modules())
     wanted = pretrained_batchnorms()
     gone = [
@@ -173,8 +175,8 @@ def _few(names: list[str]) -> str:
     hint="One group per learning rate, each a finite number > 0 (fc 1e-3, blocks 1e-4): "
     "tl.param_groups maps name patterns (fc, layer3...) to LRs.",
 )
-def _ex05_optimizer(o: dict) -> str:
-    model, optimizer = _resnet34(o), o["optimizer"]
+def _ex05_optimizer(submitted: dict) -> str:
+    model, optimizer = _resnet34(submitted), submitted["optimizer"]
     names = {id(p): n for n, p in model.named_parameters()}
     for group in optimizer.param_groups:
         lr = group.get("lr")
@@ -206,8 +208,10 @@ def _ex05_optimizer(o: dict) -> str:
     needs=("model", "optimizer"),
     hint="A layer trains only if its parameters have requires_grad=True AND are in the optimizer.",
 )
-def _ex05_step(o: dict) -> str:
-    model, optimizer = copy.deepcopy((_resnet34(o), o["optimizer"]))  # one copy: shared params
+def _ex05_step(submitted: dict) -> str:
+    model, optimizer = copy.deepcopy(
+        (_resnet34(submitted), submitted["optimizer"])
+    )  # one copy: shared params
     before = {k: v.clone() for k, v in model.state_dict().items()}
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(0)

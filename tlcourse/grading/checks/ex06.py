@@ -27,6 +27,7 @@ from tlcourse.grading.registry import NotYet, Spec, call_learner, exercise
 
 EX06_CLASSES = ["Bear", "Bird", "Elephant", "Giraffe", "Horse"]
 EX06_TARGET = 0.7  # the race's target accuracy (the exercise's TARGET)
+TRANSFER_FLOOR = 0.75  # transfer_model's accuracy on the grader's held-out images
 EX06_BUDGET = 20  # scratch's clock must run this many times transfer's (the exercise gives 30)
 SCRATCH_FLOOR = 0.3  # chance is 0.2; at init a model scores 0.2 (one class), the solution 0.5-0.8
 CURVE_TOLERANCE = 0.15  # a curve's last point (your 200 test images) vs the grader's 250 images
@@ -172,35 +173,38 @@ def _reach(seconds: list[float], accuracies: list[float], target: float) -> floa
 
 
 @EX06.check(
-    "transfer_model: pretrained backbone, accuracy >= 0.75 on 250 held-out images",
+    f"transfer_model: pretrained backbone, accuracy >= {TRANSFER_FLOOR} on 250 held-out images",
     points=2,
     needs=("transfer_model",),
     hint="Freeze the pretrained Lite0, replace its head, train the head on cached features.",
 )
-def _ex06_transfer(o: dict) -> str:
-    pretrained_backbone(o["transfer_model"], "transfer_model")
-    accuracy, n = measured_accuracy(o["transfer_model"], EX06_CLASSES, what="transfer_model")
-    return at_least(accuracy, 0.75, context=f"on {n} held-out images")
+def _ex06_transfer(submitted: dict) -> str:
+    pretrained_backbone(submitted["transfer_model"], "transfer_model")
+    accuracy, n = measured_accuracy(
+        submitted["transfer_model"], EX06_CLASSES, what="transfer_model"
+    )
+    return at_least(accuracy, TRANSFER_FLOOR, context=f"on {n} held-out images")
 
 
 @EX06.check(
-    f"scratch_model: from random weights, and it learned (>= {SCRATCH_FLOOR} held-out; chance 0.2)",
+    f"scratch_model: from random weights, and it learned (>= {SCRATCH_FLOOR} held-out; chance "
+    f"{1 / len(EX06_CLASSES):g})",
     points=2,
     needs=("scratch_model",),
     hint="Idea: all of Lite0 trains from random weights, for the whole budget. "
     "API: tl.load_pretrained('efficientnet_lite0', weights=None); if it stays at chance, "
     "use lr 3e-3 and BatchNorm momentum 0.5 (notebook 06).",
 )
-def _ex06_scratch(o: dict) -> str:
-    pretrained = _pretrained_like(o["scratch_model"])
+def _ex06_scratch(submitted: dict) -> str:
+    pretrained = _pretrained_like(submitted["scratch_model"])
     if len(pretrained) > 2:
         raise NotYet(
             f"{len(pretrained)} weight tensors of scratch_model are the ImageNet weights (|cosine| "
             f">= {PRETRAINED_COSINE} with a pretrained tensor, whatever their name, wrapping or "
             f"scale), e.g. {pretrained[:2]}: that is transfer; build it with weights=None"
         )
-    _own_weights(o["scratch_model"])
-    accuracy, n = measured_accuracy(o["scratch_model"], EX06_CLASSES, what="scratch_model")
+    _own_weights(submitted["scratch_model"])
+    accuracy, n = measured_accuracy(submitted["scratch_model"], EX06_CLASSES, what="scratch_model")
     return at_least(accuracy, SCRATCH_FLOOR, context=f"on {n} held-out images, from a random start")
 
 
@@ -212,11 +216,13 @@ def _ex06_scratch(o: dict) -> str:
     hint="Idea: a curve is (seconds, accuracies), one pair per evaluation, the last one after the "
     "last training step. API: tl.evaluate(model, test_loader)['accuracy'] of the model you pass.",
 )
-def _ex06_curves(o: dict) -> str:
+def _ex06_curves(submitted: dict) -> str:
     details = []
     for kind in ("transfer", "scratch"):
-        _, accuracies = _curve(o[f"{kind}_curve"], f"{kind}_curve")
-        measured, _ = measured_accuracy(o[f"{kind}_model"], EX06_CLASSES, what=f"{kind}_model")
+        _, accuracies = _curve(submitted[f"{kind}_curve"], f"{kind}_curve")
+        measured, _ = measured_accuracy(
+            submitted[f"{kind}_model"], EX06_CLASSES, what=f"{kind}_model"
+        )
         shown = agrees(
             accuracies[-1],
             measured,
@@ -237,10 +243,10 @@ def _ex06_curves(o: dict) -> str:
     "scratch_model's training steps and times one itself, so the clock must be real. "
     "API: keep training until the clock passes scratch_budget = BUDGET_FACTOR * transfer_seconds.",
 )
-def _ex06_budget(o: dict) -> str:
-    transfer = _curve(o["transfer_curve"], "transfer_curve")[0][-1]
-    scratch = _curve(o["scratch_curve"], "scratch_curve")[0][-1]
-    steps, step_seconds = _training_steps(o["scratch_model"])
+def _ex06_budget(submitted: dict) -> str:
+    transfer = _curve(submitted["transfer_curve"], "transfer_curve")[0][-1]
+    scratch = _curve(submitted["scratch_curve"], "scratch_curve")[0][-1]
+    steps, step_seconds = _training_steps(submitted["scratch_model"])
     if scratch > STEP_SLACK * steps * step_seconds:
         raise NotYet(
             f"scratch_curve says {scratch:.1f} s of training, but scratch_model took {steps} "
@@ -262,10 +268,10 @@ def _ex06_budget(o: dict) -> str:
     hint="Idea: the first evaluation that is high enough counts, equal included; none means "
     "never. API: zip(seconds, accuracies), return float(...) or math.inf.",
 )
-def _ex06_reading(o: dict) -> str:
+def _ex06_reading(submitted: dict) -> str:
     for seconds, accuracies, target, answer in READING_CASES:
         got = call_learner(
-            o["seconds_to_reach"], seconds, accuracies, target, name="seconds_to_reach"
+            submitted["seconds_to_reach"], seconds, accuracies, target, name="seconds_to_reach"
         )
         if not isinstance(got, numbers.Real) or not (
             got == answer or (math.isfinite(answer) and math.isclose(got, answer))
@@ -284,9 +290,9 @@ def _ex06_reading(o: dict) -> str:
     hint="Idea: both curves are measured on the same test images with the clock stopped; "
     "transfer should pass the target within its run. API: the curves of sections 2 and 3.",
 )
-def _ex06_race(o: dict) -> str:
-    transfer = _reach(*_curve(o["transfer_curve"], "transfer_curve"), EX06_TARGET)
-    scratch = _reach(*_curve(o["scratch_curve"], "scratch_curve"), EX06_TARGET)
+def _ex06_race(submitted: dict) -> str:
+    transfer = _reach(*_curve(submitted["transfer_curve"], "transfer_curve"), EX06_TARGET)
+    scratch = _reach(*_curve(submitted["scratch_curve"], "scratch_curve"), EX06_TARGET)
     if not transfer < scratch:
         raise NotYet(
             f"seconds to reach {EX06_TARGET}: transfer {transfer:.2f}, scratch {scratch:.2f}: "

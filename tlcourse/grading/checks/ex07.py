@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset, WeightedRandomS
 
 from tlcourse.data import ImageArrayDataset, make_generator, transforms_for
 from tlcourse.features import extract_features
-from tlcourse.grading.checks.common import MODULE, agrees, at_least
+from tlcourse.grading.checks.common import MODULE, TOLERANCE, agrees, at_least
 from tlcourse.grading.data import (
     IMAGE_SIZE,
     cached_outputs,
@@ -198,8 +198,8 @@ def _plain() -> tuple[float, float]:
     "Weight the loss per class (nn.CrossEntropyLoss's weight=, from tl.class_weights) or draw the "
     "rare images more often (tl.balanced_sampler) - one of the two.",
 )
-def _ex07_remedy(o: dict) -> str:
-    loss_fn, sampler = o["loss_fn"], o.get("sampler")
+def _ex07_remedy(submitted: dict) -> str:
+    loss_fn, sampler = submitted["loss_fn"], submitted.get("sampler")
     try:
         loss_fn = copy.deepcopy(loss_fn).to("cpu")
         recall, f1 = _head_metrics(loss_fn, sampler)
@@ -223,14 +223,15 @@ def _ex07_remedy(o: dict) -> str:
 
 @EX07.check(
     f"your model finds clearly more sheep than plain training (Sheep recall >= {REMEDY_GAIN} "
-    f"above the grader's plain head, and >= {RECALL_FLOOR}) on 400 held-out images",
+    f"above the grader's plain head, and >= {RECALL_FLOOR}) on "
+    f"{PER_CLASS * len(EX07_CLASSES)} held-out images",
     points=3,
     needs=("model",),
     hint="Without a remedy the model calls a third or more of the sheep a Cow. Pass the model "
     "trained with your remedy (its head, not one trained again with a plain loss afterwards).",
 )
-def _ex07_recall(o: dict) -> str:
-    recall, _ = _ex07_metrics(o["model"])
+def _ex07_recall(submitted: dict) -> str:
+    recall, _ = _ex07_metrics(submitted["model"])
     plain_recall, _ = _plain()
     if recall < plain_recall + REMEDY_GAIN:
         raise NotYet(
@@ -248,8 +249,8 @@ def _ex07_recall(o: dict) -> str:
     hint="Macro-F1 averages both classes equally: the rare one counts as much as the common one. "
     "One remedy is enough; both at once over-correct (too many cows called Sheep).",
 )
-def _ex07_f1(o: dict) -> str:
-    _, f1 = _ex07_metrics(o["model"])
+def _ex07_f1(submitted: dict) -> str:
+    _, f1 = _ex07_metrics(submitted["model"])
     _, plain_f1 = _plain()
     if f1 < plain_f1:
         raise NotYet(f"macro-F1 {f1:.3f} is below plain training's {plain_f1:.3f}")
@@ -258,14 +259,17 @@ def _ex07_f1(o: dict) -> str:
 
 @EX07.check(
     "the recall and macro-F1 you report match your model on the exercise's test images "
-    "(within 0.1)",
+    f"(within {TOLERANCE})",
     points=2,
     needs=("model", "minority_recall", "macro_f1"),
     hint="Compute them with tl.classification_metrics on your balanced test set.",
 )
-def _ex07_reported(o: dict) -> str:
+def _ex07_reported(submitted: dict) -> str:
     inputs, labels = _exercise_test()
-    recall, f1 = _metrics(model_outputs(o["model"], inputs), labels)
+    recall, f1 = _metrics(model_outputs(submitted["model"], inputs), labels)
     return "; ".join(
-        [agrees(o["minority_recall"], recall, "recall"), agrees(o["macro_f1"], f1, "macro-F1")]
+        [
+            agrees(submitted["minority_recall"], recall, "recall"),
+            agrees(submitted["macro_f1"], f1, "macro-F1"),
+        ]
     )

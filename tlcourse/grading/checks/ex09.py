@@ -41,6 +41,7 @@ from tlcourse.data import transforms_for
 from tlcourse.grading.checks.common import (
     FUNCTION,
     MODULE,
+    TOLERANCE,
     agrees,
     at_least,
 )
@@ -142,8 +143,8 @@ def _real_outputs(model: torch.nn.Module, split: str, image_size: int):
     return cached_outputs(model, ("xray", str(root), split, image_size), compute)
 
 
-def _image_size(o: dict) -> int:
-    size = o.get("image_size") or IMAGE_SIZE
+def _image_size(submitted: dict) -> int:
+    size = submitted.get("image_size") or IMAGE_SIZE
     if not 32 <= size <= 1024:
         raise NotYet(f"image_size={size}: pass the size your model was trained at, e.g. 96 or 224")
     return size
@@ -155,9 +156,11 @@ def _p_pneumonia(logits: torch.Tensor) -> np.ndarray:
     return logits.softmax(1)[:, 1].double().numpy()
 
 
-def _rule(o: dict, labels: np.ndarray, p: np.ndarray) -> float:
+def _rule(submitted: dict, labels: np.ndarray, p: np.ndarray) -> float:
     """The learner's choose_threshold on (labels, P(PNEUMONIA)): a probability in (0, 1)."""
-    answer = call_learner(o["choose_threshold"], labels.copy(), p.copy(), name="choose_threshold")
+    answer = call_learner(
+        submitted["choose_threshold"], labels.copy(), p.copy(), name="choose_threshold"
+    )
     try:
         threshold = float(answer)
     except (TypeError, ValueError):
@@ -167,10 +170,10 @@ def _rule(o: dict, labels: np.ndarray, p: np.ndarray) -> float:
     return threshold
 
 
-def _uses_its_data(o: dict, labels: np.ndarray, p: np.ndarray) -> float:
+def _uses_its_data(submitted: dict, labels: np.ndarray, p: np.ndarray) -> float:
     """The rule's threshold on (labels, p); NotYet if halving every probability leaves it as is."""
-    threshold = _rule(o, labels, p)
-    halved = _rule(o, labels, p / 2)
+    threshold = _rule(submitted, labels, p)
+    halved = _rule(submitted, labels, p / 2)
     if abs(halved - threshold) < 1e-9:
         raise NotYet(
             f"choose_threshold gave {threshold:.3f} on the grader's validation images and "
@@ -220,7 +223,7 @@ def _right_threshold(labels: np.ndarray, p: np.ndarray, target: float = TARGET) 
     return float(next(t for t in np.unique(p)[::-1] if np.mean(p[labels == 1] >= t) >= target))
 
 
-def _tracks_the_right_threshold(o: dict) -> str:
+def _tracks_the_right_threshold(submitted: dict) -> str:
     """The rule on MADE_UP validation sets, with a fresh seed: NotYet unless every answer flags
     what the right threshold flags (the run's lowest threshold is accepted, with a note)."""
     seed = secrets.randbits(32)
@@ -229,7 +232,7 @@ def _tracks_the_right_threshold(o: dict) -> str:
     for near, run in MADE_UP:
         labels, p, right, below = made_up_validation_set(rng, near, run)
         assert math.isclose(right, _right_threshold(labels, p))  # the set is what it says
-        answer = _rule(o, labels, p)
+        answer = _rule(submitted, labels, p)
         ok = below < answer <= right + 1e-6  # float32 rounding of `right` is fine
         wrong += not ok
         low_in_run |= ok and run and answer < right - 1e-6
@@ -254,15 +257,16 @@ def _tracks_the_right_threshold(o: dict) -> str:
 
 @EX09.check(
     f"choose_threshold returns the highest threshold whose sensitivity is >= {TARGET}, on "
-    f"{len(MADE_UP)} made-up validation sets whose right thresholds differ (0.3 to 0.8)",
+    f"{len(MADE_UP)} made-up validation sets whose right thresholds differ "
+    f"({min(MADE_UP)[0]} to {max(MADE_UP)[0]})",
     points=2,
     needs=("choose_threshold",),
     hint="Walk the thresholds from high to low and stop at the first whose sensitivity reaches "
     "target: roc_curve(labels, p, drop_intermediate=False) lists them. A number fixed in advance "
     "(or one that barely depends on the data) fits one set only.",
 )
-def _ex09_rule(o: dict) -> str:
-    return _tracks_the_right_threshold(o)
+def _ex09_rule(submitted: dict) -> str:
+    return _tracks_the_right_threshold(submitted)
 
 
 @lru_cache(maxsize=1)
@@ -288,32 +292,32 @@ def _exercise_splits() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     return out
 
 
-def _on_exercise(o: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _on_exercise(submitted: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(labels, P(PNEUMONIA)) of the model on the exercise's "val" or "test" images."""
     if _xray_root() is not None:
-        logits, labels = _real_outputs(o["model"], split, _image_size(o))
+        logits, labels = _real_outputs(submitted["model"], split, _image_size(submitted))
         return labels.numpy(), _p_pneumonia(logits)
     inputs, labels = _exercise_splits()[split]
-    return labels, _p_pneumonia(model_outputs(o["model"], inputs))
+    return labels, _p_pneumonia(model_outputs(submitted["model"], inputs))
 
 
-def _threshold(o: dict) -> float:
-    threshold = float(o["threshold"])
+def _threshold(submitted: dict) -> float:
+    threshold = float(submitted["threshold"])
     if not 0 < threshold < 1:
         raise NotYet(f"threshold={threshold}: a probability strictly between 0 and 1")
     return threshold
 
 
-def _held_out_rates(o: dict) -> tuple[tuple[float, float], str]:
+def _held_out_rates(submitted: dict) -> tuple[tuple[float, float], str]:
     """(sensitivity, specificity) on images the learner's threshold was not chosen on, and how.
 
     Stand-in: cross-fitted on the grader's 400 images. Real X-rays: test/ at the threshold.
     """
     if _xray_root() is None:
-        rates, thresholds = _cross_fitted(o)
+        rates, thresholds = _cross_fitted(submitted)
         return rates, f"(stand-in; thresholds {thresholds[0]:.2f} and {thresholds[1]:.2f})"
-    threshold = _threshold(o)
-    labels, p = _on_exercise(o, "test")
+    threshold = _threshold(submitted)
+    labels, p = _on_exercise(submitted, "test")
     rates = sensitivity_specificity(labels, (p >= threshold).astype(int))
     return rates, f"({len(labels)} test X-rays in {_xray_root()}, threshold {threshold:.3f})"
 
@@ -322,14 +326,20 @@ def _floor(rate: str) -> float:
     return FLOORS["stand-in" if _xray_root() is None else "real"][rate]
 
 
-def _cross_fitted(o: dict) -> tuple[tuple[float, float], list[float]]:
+def _floors_shown(rate: str) -> str:
+    """'>= 0.7 (>= 0.6 on real X-rays)': the FLOORS of `rate`, for a check's title."""
+    stand_in, real = FLOORS["stand-in"][rate], FLOORS["real"][rate]
+    return f">= {stand_in}" + ("" if real == stand_in else f" (>= {real} on real X-rays)")
+
+
+def _cross_fitted(submitted: dict) -> tuple[tuple[float, float], list[float]]:
     """(sensitivity, specificity) on the grader's 400 images; each half is thresholded by the
     rule applied to the other half. Also returns the two thresholds."""
-    logits, labels = heldout_outputs(o["model"], EX09_HELDOUT, per_class=EX09_PER_CLASS)
+    logits, labels = heldout_outputs(submitted["model"], EX09_HELDOUT, per_class=EX09_PER_CLASS)
     p, labels = _p_pneumonia(logits), labels.numpy()
     half = EX09_PER_CLASS // 2  # labels are 200 NORMAL then 200 PNEUMONIA
     halves = [np.r_[0:half, 2 * half : 3 * half], np.r_[half : 2 * half, 3 * half : 4 * half]]
-    thresholds = [_uses_its_data(o, labels[h], p[h]) for h in halves]
+    thresholds = [_uses_its_data(submitted, labels[h], p[h]) for h in halves]
     predicted = np.zeros(len(p), dtype=int)
     for chosen_on, scored_on in ((0, 1), (1, 0)):
         predicted[halves[scored_on]] = p[halves[scored_on]] >= thresholds[chosen_on]
@@ -343,17 +353,17 @@ def _cross_fitted(o: dict) -> tuple[tuple[float, float], list[float]]:
     hint="Call your rule on the validation labels and probabilities and keep its answer; the test "
     "set is used once, afterwards, to report.",
 )
-def _ex09_chosen_on_validation(o: dict) -> str:
+def _ex09_chosen_on_validation(submitted: dict) -> str:
     if _xray_root() is None:  # the grader's own images: does the rule compute from its data?
-        logits, labels = heldout_outputs(o["model"], EX09_HELDOUT, per_class=EX09_PER_CLASS)
-        _uses_its_data(o, labels.numpy(), _p_pneumonia(logits))
+        logits, labels = heldout_outputs(submitted["model"], EX09_HELDOUT, per_class=EX09_PER_CLASS)
+        _uses_its_data(submitted, labels.numpy(), _p_pneumonia(logits))
     else:
-        _uses_its_data(o, *_on_exercise(o, "val"))
-    threshold = float(o["threshold"])
-    on_val = _rule(o, *_on_exercise(o, "val"))
+        _uses_its_data(submitted, *_on_exercise(submitted, "val"))
+    threshold = float(submitted["threshold"])
+    on_val = _rule(submitted, *_on_exercise(submitted, "val"))
     if abs(threshold - on_val) <= SAME:
         return f"{threshold:.3f}, chosen on the validation split of {_graded_on()}"
-    on_test = _rule(o, *_on_exercise(o, "test"))
+    on_test = _rule(submitted, *_on_exercise(submitted, "test"))
     if abs(threshold - on_test) <= SAME:
         raise NotYet(
             f"threshold {threshold:.3f} is what choose_threshold gives on the TEST images; on the "
@@ -368,46 +378,47 @@ def _ex09_chosen_on_validation(o: dict) -> str:
 
 
 @EX09.check(
-    "sensitivity (PNEUMONIA found) >= 0.9 on images your threshold was not chosen on (stand-in: "
-    "the grader's 400, each half at the threshold your rule picks on the other half; "
+    f"sensitivity (PNEUMONIA found) {_floors_shown('sensitivity')} on images your threshold was "
+    f"not chosen on (stand-in: the grader's {2 * EX09_PER_CLASS}, each half at the threshold your "
+    "rule picks on the other half; "
     "TLCOURSE_XRAY_DIR: its test/ at your threshold)",
     points=3,
     needs=("model", "choose_threshold", "threshold"),
     hint="Missing a sick patient costs most: class weights in training, and a rule that aims "
     "high on validation (a screening test: miss at most 2 in 100).",
 )
-def _ex09_sensitivity(o: dict) -> str:
-    (sensitivity, _), how = _held_out_rates(o)
+def _ex09_sensitivity(submitted: dict) -> str:
+    (sensitivity, _), how = _held_out_rates(submitted)
     return at_least(sensitivity, _floor("sensitivity"), "sensitivity", how)
 
 
 @EX09.check(
-    "specificity (NORMAL cleared) >= 0.7 on the same images (>= 0.6 on real X-rays)",
+    f"specificity (NORMAL cleared) {_floors_shown('specificity')} on the same images",
     points=2,
     needs=("model", "choose_threshold", "threshold"),
     hint="A threshold near 0 finds every case but clears nobody: look at both rates on validation.",
 )
-def _ex09_specificity(o: dict) -> str:
-    (_, specificity), how = _held_out_rates(o)
+def _ex09_specificity(submitted: dict) -> str:
+    (_, specificity), how = _held_out_rates(submitted)
     return at_least(specificity, _floor("specificity"), "specificity", how)
 
 
 @EX09.check(
     "the sensitivity and specificity you report match your model at your threshold on the "
-    "exercise's test folder (within 0.1)",
+    f"exercise's test folder (within {TOLERANCE})",
     points=2,
     needs=("model", "threshold", "sensitivity", "specificity"),
     hint="Measure once on the test set: tl.sensitivity_specificity of the test labels and the "
     "predictions at your threshold.",
 )
-def _ex09_reported(o: dict) -> str:
-    threshold = _threshold(o)
-    labels, p = _on_exercise(o, "test")
+def _ex09_reported(submitted: dict) -> str:
+    threshold = _threshold(submitted)
+    labels, p = _on_exercise(submitted, "test")
     sensitivity, specificity = sensitivity_specificity(labels, (p >= threshold).astype(int))
     of = f"your model on the test images of {_graded_on()}"
     return "; ".join(
         [
-            agrees(o["sensitivity"], sensitivity, "sensitivity", of=of),
-            agrees(o["specificity"], specificity, "specificity", of=of),
+            agrees(submitted["sensitivity"], sensitivity, "sensitivity", of=of),
+            agrees(submitted["specificity"], specificity, "specificity", of=of),
         ]
     )

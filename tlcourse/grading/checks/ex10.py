@@ -55,8 +55,8 @@ EX10 = exercise(
 
 def _question(question: str, points: int, expected: str, hint: str) -> None:
     @EX10.check(f"{question}", points=points, needs=("answers",), hint=hint)
-    def _grade(o: dict) -> str:
-        answer = o["answers"].get(question, ...)
+    def _grade(submitted: dict) -> str:
+        answer = submitted["answers"].get(question, ...)
         if answer is ... or answer is None:
             raise NotAttempted(f"answers has no {question!r} yet")
         if answer_hash(question, answer) != expected:

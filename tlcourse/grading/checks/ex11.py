@@ -198,8 +198,8 @@ def _own_run(lrs: list[float], losses: list[float]) -> None:
     hint="Idea: a range test starts from the fresh head and tries ever larger rates. API: "
     "tl.lr_find(head, train_loader, torch.optim.Adam(head.parameters())) before any training.",
 )
-def _ex11_finder(o: dict) -> str:
-    lrs, losses = _curve_of(o["finder"])
+def _ex11_finder(submitted: dict) -> str:
+    lrs, losses = _curve_of(submitted["finder"])
     ratios = np.diff(np.log(lrs))
     if not (ratios > 0).all() or np.ptp(ratios) > 1e-6 * abs(ratios.mean()):
         raise NotYet("finder.lrs should grow by one factor at every step (an exponential range)")
@@ -226,11 +226,11 @@ def _ex11_finder(o: dict) -> str:
     hint="Idea: where the loss falls fastest, before its minimum (or the minimum's rate / 10); a "
     "fixed number cannot fit curves that fall at different rates. API: np.argmin, np.gradient.",
 )
-def _ex11_rule(o: dict) -> str:
+def _ex11_rule(submitted: dict) -> str:
     picked = []
     for curve in CURVES:
         lrs, losses, low, high = grader_curve(*curve)
-        lr = call_learner(o["choose_lr"], list(lrs), list(losses), name="choose_lr")
+        lr = call_learner(submitted["choose_lr"], list(lrs), list(losses), name="choose_lr")
         if not isinstance(lr, numbers.Real) or not low <= float(lr) <= high:
             shown = f"{float(lr):.2g}" if isinstance(lr, numbers.Real) else repr(lr)
             raise NotYet(
@@ -249,16 +249,15 @@ def _ex11_rule(o: dict) -> str:
     hint="Idea: the rate comes from the test, not from memory. API: "
     "lr = choose_lr(finder.lrs, finder.losses), after finder = tl.lr_find(...).",
 )
-def _ex11_lr_from_finder(o: dict) -> str:
-    lrs, losses = _curve_of(o["finder"])
-    expected = call_learner(o["choose_lr"], list(lrs), list(losses), name="choose_lr")
+def _ex11_lr_from_finder(submitted: dict) -> str:
+    lrs, losses = _curve_of(submitted["finder"])
+    expected = call_learner(submitted["choose_lr"], list(lrs), list(losses), name="choose_lr")
+    lr = float(submitted["lr"])
     if not isinstance(expected, numbers.Real) or not math.isclose(
-        float(o["lr"]), float(expected), rel_tol=1e-6
+        lr, float(expected), rel_tol=1e-6
     ):
-        raise NotYet(
-            f"lr is {float(o['lr']):.3g} but choose_lr(finder.lrs, finder.losses) gives {expected}"
-        )
-    return f"{float(o['lr']):.3g}"
+        raise NotYet(f"lr is {lr:.3g} but choose_lr(finder.lrs, finder.losses) gives {expected}")
+    return f"{lr:.3g}"
 
 
 @EX11.check(
@@ -270,9 +269,13 @@ def _ex11_lr_from_finder(o: dict) -> str:
     "API: OneCycleLR(optimizer, max_lr=lr, total_steps=EPOCHS * len(train_loader)); in the loop "
     "optimizer.step() then scheduler.step() for every batch; pass both to tl.check.",
 )
-def _ex11_one_cycle(o: dict) -> str:
-    optimizer, scheduler, lr = o["optimizer"], o["scheduler"], float(o["lr"])
-    head = get_head(o["model"])[1]
+def _ex11_one_cycle(submitted: dict) -> str:
+    optimizer, scheduler, lr = (
+        submitted["optimizer"],
+        submitted["scheduler"],
+        float(submitted["lr"]),
+    )
+    head = get_head(submitted["model"])[1]
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     if held != {id(p) for p in head.parameters()}:
         raise NotYet("optimizer should hold exactly the parameters of model's head")
@@ -320,7 +323,7 @@ def _ex11_one_cycle(o: dict) -> str:
     hint="Idea: only the head trains, on cached features; train it after the range test. API: "
     "the loop of section 3 trains model.classifier[1] in place.",
 )
-def _ex11_accuracy(o: dict) -> str:
-    pretrained_backbone(o["model"], "model")
-    accuracy, n = measured_accuracy(o["model"], EX11_CLASSES)
+def _ex11_accuracy(submitted: dict) -> str:
+    pretrained_backbone(submitted["model"], "model")
+    accuracy, n = measured_accuracy(submitted["model"], EX11_CLASSES)
     return at_least(accuracy, ACCURACY_FLOOR, context=f"on {n} held-out images")

@@ -4,9 +4,11 @@ One row per exercise (notebook, what you practise, weights, checks, points), the
 title and points. It sits between a `<!-- table:begin ... -->` and a `<!-- table:end -->` line;
 the prose around them is hand-written and kept. `make exercises` writes it, and
 `make exercises-check` fails when it is stale or when solutions/ and the checks modules differ.
+Repository tooling (imported by generate_exercises.py), not part of the installed package.
 
 Example:
-    >>> write_readme(Path("solutions"), Path("exercises/README.md"))
+    >>> write_readme(Path("solutions"), Path("exercises/README.md"))  # True when it changed
+    False
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from exercise_files import ROOT, checks_file, solution_files
+
 from tlcourse.grading import checks  # noqa: F401  (discovers and registers every exercise)
-from tlcourse.grading.ids import PACKAGE, checks_file, exercise_number, solution_files
+from tlcourse.grading.ids import exercise_number
 from tlcourse.grading.registry import EXERCISES, Exercise
 
 BEGIN = "<!-- table:begin"  # the whole begin line is BEGIN_LINE; any line starting so counts
@@ -30,11 +34,11 @@ def shown(path: Path | str) -> str:
     """`path` relative to the repository when it lies inside it (shorter messages).
 
     Example:
-        >>> shown(PACKAGE / "checks" / "ex03.py")
+        >>> shown(checks_file("ex03"))
         'tlcourse/grading/checks/ex03.py'
     """
     try:
-        return str(Path(path).resolve().relative_to(PACKAGE.parents[1]))
+        return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
 

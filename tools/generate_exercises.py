@@ -3,12 +3,13 @@
 In `solutions/NN_name.py` the learner's part sits between `### BEGIN SOLUTION: <what to do>`
 and `### END SOLUTION`; the exercise gets `raise NotImplementedError("Exercise N: <what to do>")`
 at the same indentation. Hint 1 of each section stays in the exercise; Hints 2 and 3 go to
-exercises/hints.json, which the grader reads after failed attempts (see `hints`). Both the
-`.py` and the `.ipynb` (no outputs, fixed cell ids) are written, and the table of
-exercises/README.md from the registry (see `readme`).
+exercises/hints.json, which the grader reads after failed attempts (see
+`tlcourse.grading.hints`). Both the `.py` and the `.ipynb` (no outputs, fixed cell ids) are
+written, and the table of exercises/README.md from the registry (see exercises_readme.py).
+Repository tooling, not part of the installed package.
 
-    python -m tlcourse.grading.generate            # = make exercises
-    python -m tlcourse.grading.generate --check    # exit 1 if exercises/ is out of date (CI)
+    python tools/generate_exercises.py            # = make exercises
+    python tools/generate_exercises.py --check    # exit 1 if exercises/ is out of date (CI)
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from exercise_files import ROOT, SOLUTIONS, solution_files
+from exercises_readme import readme_problems, shown, write_readme
+
 from tlcourse.grading.hints import HINTS_FILE, split_hints, write_hints
-from tlcourse.grading.ids import exercise_id, exercise_number, solution_files
-from tlcourse.grading.readme import readme_problems, write_readme
+from tlcourse.grading.ids import exercise_id, exercise_number
 
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION(?::\s*(?P<task>.*\S))?\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
@@ -114,7 +117,8 @@ def stale(solutions: Path, exercises: Path) -> list[str]:
         fresh = generate(solutions, Path(folder))
         names = {p.name for p in fresh}
         problems = [
-            f"{exercises / p.name}: {'differs' if (exercises / p.name).exists() else 'missing'}"
+            f"{shown(exercises / p.name)}: "
+            + ("differs" if (exercises / p.name).exists() else "missing")
             for p in fresh
             if not (exercises / p.name).exists()
             or not filecmp.cmp(p, exercises / p.name, shallow=False)
@@ -124,7 +128,7 @@ def stale(solutions: Path, exercises: Path) -> list[str]:
         for p in sorted(exercises.glob("[0-9][0-9]_*"))
         if p.suffix in (".py", ".ipynb", ".json") and p.name not in names
     ]
-    extra_problems = [f"{p}: has no solution (delete it)" for p in extra]
+    extra_problems = [f"{shown(p)}: has no solution (delete it)" for p in extra]
     return problems + extra_problems + readme_problems(solutions, exercises / "README.md")
 
 
@@ -136,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         >>> main(["--check"])  # = make exercises-check; prints nothing when up to date
         0
     """
-    parser = argparse.ArgumentParser(prog="python -m tlcourse.grading.generate")
-    parser.add_argument("--solutions", type=Path, default=Path("solutions"))
-    parser.add_argument("--exercises", type=Path, default=Path("exercises"))
+    parser = argparse.ArgumentParser(prog="python tools/generate_exercises.py")
+    parser.add_argument("--solutions", type=Path, default=SOLUTIONS)
+    parser.add_argument("--exercises", type=Path, default=ROOT / "exercises")
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1)")
     args = parser.parse_args(argv)
     try:
@@ -150,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("exercises/ is out of date: run `make exercises` and commit the result")
             return 1 if problems else 0
         for path in generate(args.solutions, args.exercises):
-            print(f"wrote {path}")
+            print(f"wrote {shown(path)}")
         readme = args.exercises / "README.md"
-        print(f"{'wrote' if write_readme(args.solutions, readme) else 'unchanged'} {readme}")
+        changed = write_readme(args.solutions, readme)
+        print(f"{'wrote' if changed else 'unchanged'} {shown(readme)}")
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
