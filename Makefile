@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 LAB_OPTS ?=
 NOTEBOOK_DIRS := $(sort $(dir $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 
-.PHONY: setup lab demo ddp-demo info test lint unit nbval sync exercises exercises-check bench clean \
-	site nbval-solutions
+.PHONY: setup lab demo ddp-demo info check test lint unit nbval sync exercises exercises-check \
+	bench clean site nbval-solutions
 
 setup: $(STAMP)
 
@@ -40,13 +40,24 @@ ddp-demo: $(STAMP)
 info: $(STAMP)
 	$(BIN)/python -m tlcourse info
 
+# A contributor's quick check, about 3 min on 2 cores: the lints and the fast tests. What it
+# leaves out runs in `make test`: tests marked `slow` (lessons, kernels, trainings, torchrun) and
+# `browser` (Chromium), see [tool.pytest.ini_options] markers in pyproject.toml.
+check: export TLCOURSE_OFFLINE = 1
+check: export TLCOURSE_PROGRESS = $(CURDIR)/build/test-progress.json
+check: $(STAMP) lint
+	$(BIN)/python -m pytest tests -m "not slow and not browser"
+
 # Everything CI runs. TLCOURSE_OFFLINE=1: never try to download weights (tests run offline).
 test: export TLCOURSE_OFFLINE = 1
 test: export TLCOURSE_PROGRESS = $(CURDIR)/build/test-progress.json
 # Every notebook runs once: the lessons while `site` builds the website (a lesson that raises
-# fails it), the solutions under nbval; `unit` then tests the built site and JupyterLab in
-# headless Chromium (tests/test_site.py, tests/test_lab_browser.py; they fail without Chromium).
-test: $(STAMP) lint exercises-check site unit nbval-solutions
+# fails it), the solutions under nbval; `unit` then tests the built site (TLCOURSE_SITE_BUILT=1:
+# as built, not built again) and JupyterLab in headless Chromium (tests/test_site.py,
+# tests/test_lab_browser.py; they fail without Chromium), and checks exercises/ against a fresh
+# generation (tests/test_exercises.py runs `make exercises-check`'s script).
+test: export TLCOURSE_SITE_BUILT = 1
+test: $(STAMP) lint site unit nbval-solutions
 
 # tools/check_claims.py: every number in a lesson's prose is printed, asserted or computed by a
 # nearby code cell, and no development notes ("this machine", issue numbers) reach the learner.

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LESSON_FILES = sorted(
     [*ROOT.glob("notebooks/*.py"), *ROOT.glob("solutions/*.py"), ROOT / "README.md"]
 )
-MODULES = {"grading", "models", "data", "device", "train", "report", "precision", "guards"}
+MODULES = {"grading", "models", "data", "device", "train", "report", "inference", "guards"}
 
 
 def names_the_lessons_call() -> set[str]:

@@ -7,6 +7,7 @@ hanging, missing / wrong-typed objects, a corrupt progress file.
 """
 
 import copy
+import functools
 import json
 import time
 from pathlib import Path
@@ -68,8 +69,13 @@ def assert_fails(exercise: str, expected: list[str], **objects) -> dict[str, str
 
 
 # ----------------------------------------------------------------------------- shared models
+@functools.cache
+def _pretrained_lite0() -> nn.Module:
+    return tl.load_pretrained("efficientnet_lite0")  # loaded once: every test gets a copy
+
+
 def lite0_frozen(num_classes: int) -> nn.Module:
-    model = tl.load_pretrained("efficientnet_lite0")
+    model = copy.deepcopy(_pretrained_lite0())
     tl.freeze(model, verbose=False)
     tl.replace_head(model, num_classes=num_classes, verbose=False)
     return model
@@ -123,14 +129,14 @@ def head_info(model):
 
 
 def test_ex01_solution_passes():
-    assert_passes("ex01", model=tl.load_pretrained("efficientnet_lite0"), head_info=head_info)
+    assert_passes("ex01", model=copy.deepcopy(_pretrained_lite0()), head_info=head_info)
 
 
 def test_ex01_hard_coded_answers_fail():
     def hard_coded(model):  # the right numbers for Lite0, typed in
         return {"path": "classifier.1", "in_features": 1280, "num_params": 4_652_008}
 
-    model = tl.load_pretrained("efficientnet_lite0")
+    model = copy.deepcopy(_pretrained_lite0())
     statuses = assert_fails(
         "ex01", ["VGG16 and ResNet18", "never seen"], model=model, head_info=hard_coded
     )
@@ -764,7 +770,7 @@ def test_grader_learner_code_hanging(monkeypatch, capsys):
                 pass
 
     started = time.perf_counter()
-    statuses = grade("ex01", model=tl.load_pretrained("efficientnet_lite0"), head_info=endless)
+    statuses = grade("ex01", model=copy.deepcopy(_pretrained_lite0()), head_info=endless)
     assert time.perf_counter() - started < 20
     assert list(statuses.values()).count("timeout") == 3
     assert "stopped after 1 s" in capsys.readouterr().out

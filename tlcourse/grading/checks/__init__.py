@@ -6,4 +6,4 @@ Importing this package imports every `exNN` module in this folder, and each regi
 
 from tlcourse.grading.registry import discover
 
-MODULES = discover(__name__, __path__)
+discover(__name__, __path__)  # imports every exNN module here: each registers its exercise
