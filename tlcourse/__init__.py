@@ -2,8 +2,14 @@
 
 >>> import tlcourse as tl
 >>> model = tl.load_pretrained("efficientnet_lite0")   # real ImageNet weights, offline
->>> tl.freeze(model); head = tl.replace_head(model, num_classes=10)
->>> history = tl.fit(model, loaders["train"], loaders["val"], epochs=3)
+>>> model = tl.freeze(model); head = tl.replace_head(model, num_classes=2)
+trainable 0 / 4,652,008 parameters (0.0 %)
+replaced classifier.1: Linear(1280 -> 1000) -> Linear(1280 -> 2)
+>>> history = tl.fit(model, loaders["train"], loaders["val"], epochs=2)  # Cat vs Dog
+epoch ...
+completed; best epoch ... (its weights restored)
+>>> len(history.train_loss), len(history.val_accuracy)
+(2, 2)
 """
 
 from tlcourse.checkpoint import load_checkpoint, load_model_state, save_checkpoint

@@ -4,8 +4,10 @@ Notebook 07 and `tl.fit(checkpoint=..., resume_from=...)`. A checkpoint is a pla
 tensors and numbers (model state, optimizer, epoch, class names, ...), never pickled code.
 
 Example:
-    >>> save_checkpoint("model.pt", model, classes=["cat", "dog"], image_size=96)
-    >>> info = load_checkpoint("model.pt", model)   # weights loaded, returns the whole dict
+    >>> path = save_checkpoint("model.pt", model, classes=["Cat", "Dog"], image_size=96)
+    >>> info = load_checkpoint(path, model)   # weights loaded, returns the whole dict
+    >>> info["classes"], info["image_size"]
+    (['Cat', 'Dog'], 96)
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def save_checkpoint(path: str | Path, model: nn.Module | None = None, **extra) -
     """Write {"model": state_dict, **extra} atomically: a crash mid-write keeps the old file.
 
     Example:
-        >>> save_checkpoint("run/model.pt", model, classes=classes, image_size=96)
+        >>> save_checkpoint("run/model.pt", model, classes=classes, image_size=96).is_file()
+        True
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,9 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> dict:
     If `model` is given, its weights are loaded from the "model" entry with shapes checked.
 
     Example:
-        >>> info = load_checkpoint("run/model.pt", model); info["classes"]
+        >>> path = save_checkpoint("run/model.pt", model, classes=["Cat", "Dog"])
+        >>> info = load_checkpoint(path, model); info["classes"]
+        ['Cat', 'Dog']
     """
     path = Path(path)
     if not path.is_file():
@@ -82,7 +87,8 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """`model.load_state_dict(state)` that explains a mismatch (architecture, classes).
 
     Example:
-        >>> load_model_state(model, torch.load("model.pt", weights_only=True)["model"])
+        >>> path = save_checkpoint("model.pt", model)
+        >>> load_model_state(model, torch.load(path, weights_only=True)["model"])
     """
     current = model.state_dict()
     missing = [k for k in current if k not in state]
@@ -127,7 +133,10 @@ def restore_rng_state(state: dict, generator: torch.Generator | None = None) -> 
     """Undo `rng_state`: the next random numbers are those the saved run would have drawn.
 
     Example:
+        >>> state = rng_state(loader.generator); first = torch.rand(2)
         >>> restore_rng_state(state, loader.generator)  # the same shuffles as before
+        >>> torch.equal(torch.rand(2), first)
+        True
     """
     torch.set_rng_state(state["torch"])
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
@@ -141,7 +150,9 @@ def state_on_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
     """A copy of the model's weights on the CPU: later training steps do not change it.
 
     Example:
-        >>> best = state_on_cpu(model); ...; model.load_state_dict(best)  # back to the best epoch
+        >>> best = state_on_cpu(model)  # ... more epochs change the model ...
+        >>> model.load_state_dict(best)  # back to the best epoch
+        <All keys matched successfully>
     """
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -159,7 +170,11 @@ def save_fit_state(
     """Everything `fit(resume_from=path)` needs to continue as if never stopped (rank 0 writes).
 
     Example:
-        >>> tl.fit(model, train, val, epochs=10, checkpoint="run.pt")  # calls this every epoch
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 2))  # any model
+        >>> train = loaders["train"]  # 64 px images
+        >>> history = tl.fit(model, train, epochs=1, checkpoint="run.pt", progress=False)
+        >>> sorted(torch.load("run.pt", weights_only=True))  # fit calls this every epoch
+        ['best_score', 'best_state', 'epoch', 'history', 'model', 'optimizer', 'rng', 'scheduler']
     """
     if not distributed.is_main():  # DDP: one process writes the file
         return
@@ -181,7 +196,12 @@ def resume_fit(path: str | Path, model: nn.Module, optimizer, scheduler, loader)
     returns the checkpoint dict ("history", "best_score", "best_state", "epoch").
 
     Example:
-        >>> tl.fit(model, train, val, epochs=10, resume_from="run.pt")  # calls this once
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 2))  # any model
+        >>> train = loaders["train"]  # 64 px images
+        >>> history = tl.fit(model, train, epochs=1, checkpoint="run.pt", progress=False)
+        >>> history = tl.fit(model, train, epochs=2, resume_from="run.pt", progress=False)
+        >>> len(history.train_loss)  # epoch 1 read from run.pt (fit calls this once), 2 trained
+        2
     """
     state = load_checkpoint(path, model)
     optimizer.load_state_dict(state["optimizer"])

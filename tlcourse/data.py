@@ -5,8 +5,10 @@ runs with no internet. Grey images become 3 channels for ImageNet models. Your o
 folders: `tlcourse/imagefolder.py`.
 
 Example:
-    >>> splits = load_splits("animals", sizes={"train": 1000, "test": 1000}, image_size=96)
-    >>> loaders = make_loaders(splits, batch_size=64)
+    >>> splits = load_splits("animals", sizes={"train": 100, "test": 50}, image_size=96)
+    >>> loaders = make_loaders(splits, batch_size=32)
+    >>> len(loaders["train"]), len(loaders["test"])  # batches: 100 = 3 x 32 + 4
+    (4, 2)
 """
 
 from __future__ import annotations
@@ -64,7 +66,10 @@ def load_numpy_pickle(path: str | Path) -> np.ndarray:
     """Read a (gzipped) pickle that may only contain a numpy array.
 
     Example:
-        >>> images = load_numpy_pickle(folder / "animal_data_version_3.gz")  # (10000, 28, 28)
+        >>> import animal_shape_mnist
+        >>> folder = Path(animal_shape_mnist.__path__[0]) / "data" / "Animal Shape"
+        >>> load_numpy_pickle(folder / "animal_data_version_3.gz").shape
+        (10000, 28, 28)
     """
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
@@ -132,7 +137,9 @@ class ImageArrayDataset(Dataset):
     Example:
         >>> images, labels, classes = load_animals()
         >>> dataset = ImageArrayDataset(images, labels, classes, transforms_for(model))
-        >>> image, label = dataset[0]  # image (3, 96, 96) float32, label an int
+        >>> image, label = dataset[0]
+        >>> image.shape, image.dtype, type(label)
+        (torch.Size([3, 96, 96]), torch.float32, <class 'int'>)
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, classes: list[str], transform=None):
@@ -170,6 +177,15 @@ def transforms_for(model_or_name: nn.Module | str, train: bool = False, image_si
 
     Example:
         >>> transforms_for("efficientnet_lite0", train=True, image_size=96)
+        Compose(
+              ToImage()
+              RGB()
+              RandomResizedCrop(size=(96, 96), scale=(0.7, 1.0), ...)
+              RandomHorizontalFlip(p=0.5)
+              RandomRotation(degrees=[-10.0, 10.0], ...)
+              ToDtype(scale=True)
+              Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], inplace=False)
+        )
     """
     lite = isinstance(model_or_name, EfficientNetLite) or str(model_or_name).startswith(
         "efficientnet_lite"
@@ -193,9 +209,10 @@ def stratified_split(
     """Disjoint index sets with the class mix of `labels`, e.g. {"train": 1000, "test": 500}.
 
     Example:
+        >>> labels = np.array([0] * 900 + [1] * 600)
         >>> index = stratified_split(labels, {"train": 1000, "test": 500}, seed=0)
-        >>> len(index["train"]), len(index["test"])
-        (1000, 500)
+        >>> len(index["train"]), np.bincount(labels[index["test"]])  # the 60/40 mix kept
+        (1000, array([300, 200]))
     """
     total = sum(sizes.values())
     if total > len(labels):
@@ -228,8 +245,10 @@ def load_splits(
     come out, with less work per image and epoch.
 
     Example:
-        >>> splits = load_splits("animals", sizes={"train": 1000, "val": 200}, image_size=96)
-        >>> image, label = splits["train"][0]  # image (3, 96, 96) float32, label an int
+        >>> splits = load_splits("animals", sizes={"train": 100, "val": 50}, image_size=96)
+        >>> image, label = splits["train"][0]
+        >>> len(splits["train"]), image.shape, splits["train"].classes[label]
+        (100, torch.Size([3, 96, 96]), '...')
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
@@ -273,8 +292,11 @@ def make_loaders(
     num_workers=0 (default) loads in the main process: safest in notebooks on Windows/macOS.
 
     Example:
-        >>> loaders = make_loaders(splits, batch_size=64)
-        >>> images, labels = next(iter(loaders["train"]))  # (64, 3, 96, 96), (64,)
+        >>> splits = load_splits("animals", sizes={"train": 100, "val": 50}, image_size=96)
+        >>> loaders = make_loaders(splits, batch_size=32)
+        >>> images, labels = next(iter(loaders["train"]))
+        >>> images.shape, labels.shape
+        (torch.Size([32, 3, 96, 96]), torch.Size([32]))
     """
     loaders = {}
     for name, dataset in datasets.items():
@@ -313,7 +335,10 @@ def balanced_sampler(labels: np.ndarray | list[int], seed: int = 0) -> WeightedR
     Pass as `DataLoader(dataset, sampler=balanced_sampler(labels))` (and no `shuffle`).
 
     Example:
-        >>> loader = DataLoader(dataset, batch_size=64, sampler=balanced_sampler(dataset.labels))
+        >>> labels = np.array([0] * 90 + [1] * 10)  # 9 to 1
+        >>> drawn = labels[list(balanced_sampler(labels))]  # the indices a DataLoader would read
+        >>> len(drawn), bool(30 < sum(drawn == 1) < 70)  # about half the draws: the rare class
+        (100, True)
     """
     labels = np.asarray(labels)
     per_sample = (1.0 / np.bincount(labels))[labels]

@@ -61,8 +61,8 @@ def cpu_has_native_bf16() -> bool:
     ARM CPUs answer False: bf16 there is not measured by this course.
 
     Example:
-        >>> cpu_has_native_bf16()  # on an AMD EPYC (Zen 4)
-        True
+        >>> native = cpu_has_native_bf16()  # True on an AMD EPYC (Zen 4), False on most laptops
+        >>> precision = "bf16" if native else "fp32"
     """
     capabilities = getattr(torch.cpu, "get_capabilities", None)  # cpuinfo's flags (recent torch)
     if capabilities is not None:
@@ -106,7 +106,7 @@ def make_generator(seed: int = 0) -> torch.Generator:
     """A seeded CPU generator for DataLoader shuffling, so batch order repeats exactly.
 
     Example:
-        >>> loader = DataLoader(ds, shuffle=True, generator=make_generator(0),
+        >>> loader = DataLoader(dataset, shuffle=True, generator=make_generator(0),
         ...                     worker_init_fn=seed_worker, num_workers=2)
     """
     generator = torch.Generator()

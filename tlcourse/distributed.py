@@ -6,8 +6,9 @@ wraps the model in DDP (gradients averaged over the processes in every backward)
 process its own share of the data (DistributedSampler) and adds the metric sums of all processes,
 so every process holds the global History. Only rank 0 prints and saves. Notebook 09.
 
-Example (`torchrun --nproc_per_node=2 train.py`, where train.py is any single-process script):
-    >>> history = tl.fit(model, loaders["train"], loaders["val"], epochs=3)  # unchanged code
+Example (`torchrun --nproc_per_node=2 train.py`, where train.py is any single-process script;
+not run as a doctest, which is one process):
+    >>> history = tl.fit(model, loaders["train"], loaders["val"], epochs=3)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def launched() -> bool:
     """True in a process started by torchrun (it sets RANK, LOCAL_RANK and WORLD_SIZE).
 
     Example:
-        >>> launched()  # False in a notebook, True under torchrun
+        >>> launched()  # True under torchrun
+        False
     """
     return all(name in os.environ for name in TORCHRUN_VARIABLES)
 
@@ -38,6 +40,7 @@ def active() -> bool:
 
     Example:
         >>> active()  # True once fit (or setup) joined torchrun's process group
+        False
     """
     return dist.is_available() and dist.is_initialized()
 
@@ -47,6 +50,8 @@ def world_size() -> int:
 
     Example:
         >>> batch_size = 64 // world_size()  # keep the global batch at 64
+        >>> batch_size  # 32 under torchrun --nproc_per_node=2
+        64
     """
     return dist.get_world_size() if active() else 1
 
@@ -56,6 +61,7 @@ def rank() -> int:
 
     Example:
         >>> print(f"process {rank()} of {world_size()}")
+        process 0 of 1
     """
     return dist.get_rank() if active() else 0
 
@@ -64,7 +70,9 @@ def is_main() -> bool:
     """True on rank 0, the one process that prints, shows progress and writes files.
 
     Example:
-        >>> if is_main(): save_checkpoint("model.pt", model)  # one process writes
+        >>> if is_main(): path = tl.save_checkpoint("model.pt", model)  # one process writes
+        >>> is_main()  # without torchrun the one process is the main one
+        True
     """
     return rank() == 0
 
@@ -76,7 +84,8 @@ def setup(device: torch.device) -> torch.device:
     takes its own GPU, cuda:LOCAL_RANK; the backend is nccl on CUDA, gloo on the CPU.
 
     Example:
-        >>> device = setup(tl.get_device())  # cuda:1 in the second process of a 2-GPU node
+        >>> setup(torch.device("cpu"))  # unchanged; cuda:1 in the 2nd process of a 2-GPU node
+        device(type='cpu')
     """
     if not launched():
         return device
@@ -121,7 +130,10 @@ def prepare(
     parameters, and both loaders rebuilt so that each process reads its own share of the data.
 
     Example:
+        >>> train, val = loaders["train"], loaders["val"]
         >>> train_model, train_loader, val_loader = prepare(model, device, train, val)
+        >>> train_model is model, train_loader is train  # one process: all unchanged
+        (True, True)
     """
     if not active():
         return model, train_loader, val_loader
@@ -140,8 +152,10 @@ def shard_loader(loader: DataLoader) -> DataLoader:
     One step then sees world_size × batch_size samples in all. DistributedSampler shuffles with
     seed + epoch (call `set_epoch`) and repeats a few samples so every process gets as many.
 
-    Example:
-        >>> shard_loader(loaders["train"]).sampler  # DistributedSampler(rank=1 of 2)
+    Example (under torchrun only, not run as a doctest: DistributedSampler asks the process
+    group for the rank):
+        >>> shard_loader(loaders["train"]).sampler  # doctest: +SKIP
+        <torch.utils.data.distributed.DistributedSampler object at 0x...>
     """
     if isinstance(loader.sampler, DistributedSampler):
         return loader  # already sharded by the caller
@@ -178,7 +192,7 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Give a DistributedSampler a new shuffle each epoch (it shuffles with seed + epoch).
 
     Example:
-        >>> set_epoch(train_loader, epoch)  # before each epoch: a new shuffle
+        >>> set_epoch(loaders["train"], 2)  # before each epoch: a new shuffle (DDP only)
     """
     if isinstance(getattr(loader, "sampler", None), DistributedSampler):
         loader.sampler.set_epoch(epoch)
@@ -191,7 +205,9 @@ def global_sums(loader: DataLoader, *sums: float) -> tuple[float, ...]:
     by the global count: the same number one process would compute on all the data.
 
     Example:
-        >>> total_loss, correct, seen = global_sums(loader, total_loss, correct, seen)
+        >>> total_loss, correct, seen = global_sums(loader, 12.5, 30, 32)
+        >>> total_loss, correct, seen  # one process: unchanged
+        (12.5, 30, 32)
     """
     if not (active() and isinstance(getattr(loader, "sampler", None), DistributedSampler)):
         return sums

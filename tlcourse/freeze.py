@@ -4,8 +4,11 @@ Notebooks 02-03. Freezing is nothing more than `param.requires_grad = False`; th
 by name pattern and report trainable vs total parameters so the surgery is visible.
 
 Example:
-    >>> freeze(model)                        # trainable 0 / 11,689,512
-    >>> unfreeze(model, "layer4", "fc")      # trainable 8,398,848 / 11,689,512
+    >>> model = freeze(torchvision.models.resnet18())
+    trainable 0 / 11,689,512 parameters (0.0 %)
+    >>> model = unfreeze(model, "layer4", "fc")
+    trainable 8,906,728 / 11,689,512 parameters (76.2 %)
+    note: 5 BatchNorm layers are trainable and will update their running statistics in ...
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def trainable_names(model: nn.Module) -> list[str]:
 
     Example:
         >>> model = freeze(torchvision.models.resnet18(), verbose=False)
-        >>> head = replace_head(model, num_classes=5, verbose=False)
+        >>> head = tl.replace_head(model, num_classes=5, verbose=False)
         >>> trainable_names(model)
         ['fc.weight', 'fc.bias']
     """
@@ -93,7 +96,10 @@ def unfreeze(model: nn.Module, *patterns: str, verbose: bool = True) -> nn.Modul
     with `verbose`, unfreeze reminds you when it thawed BatchNorm weights.
 
     Example:
-        >>> unfreeze(model, "layer4", "fc"); freeze_batchnorm(model)
+        >>> model = freeze(torchvision.models.resnet18(), verbose=False)
+        >>> model = unfreeze(model, "layer4", "fc"); handles = freeze_batchnorm(model)
+        trainable 8,906,728 / 11,689,512 parameters (76.2 %)
+        note: 5 BatchNorm layers are trainable ...: tl.freeze_batchnorm(model)
     """
     named = list(_require_module(model, "unfreeze").named_parameters())
     for pattern in patterns:
@@ -145,6 +151,8 @@ def freeze_batchnorm(model: nn.Module) -> list[RemovableHandle]:
 
     Example:
         >>> handles = freeze_batchnorm(model)  # after every unfreeze(...)
+        >>> len(handles)  # Lite0 has 49 BatchNorm layers
+        49
     """
     handles = []
     for module in _require_module(model, "freeze_batchnorm").modules():
@@ -166,7 +174,11 @@ def param_groups(
     Trainable parameters matching no pattern get `default_lr`, or raise ValueError if it is None.
 
     Example:
-        >>> torch.optim.Adam(param_groups(model, {"fc": 1e-3, "layer4": 1e-4}))
+        >>> model = freeze(torchvision.models.resnet18(), verbose=False)
+        >>> model = unfreeze(model, "layer4", "fc", verbose=False)
+        >>> optimizer = torch.optim.Adam(param_groups(model, {"fc": 1e-3, "layer4": 1e-4}))
+        >>> [(group["name"], group["lr"]) for group in optimizer.param_groups]
+        [('fc', 0.001), ('layer4', 0.0001)]
     """
     groups = {pattern: [] for pattern in lrs}
     rest = []

@@ -7,7 +7,7 @@ checks the inputs, upsamples the maps to the image size and draws them.
 
 Example:
     >>> cams = gradcam(model, images)            # (N, H, W) in [0, 1], last conv block
-    >>> show_gradcam(images, cams, titles=names)
+    >>> figure = show_gradcam(images, cams, titles=[classes[i] for i in labels])
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def conv_blocks(model: nn.Module, depth: int = 2) -> list[str]:
     the layers Grad-CAM can look at.
 
     Example:
-        >>> conv_blocks(tl.load_pretrained("efficientnet_lite0"))[-2:]
+        >>> conv_blocks(model)[-2:]  # model: Lite0 with a new head
         ['features.7', 'features.8']
     """
     return [
@@ -97,8 +97,8 @@ def gradcam(
 
     Example:
         >>> cams = gradcam(model, images)  # model: any CNN classifier, e.g. Lite0 with a new head
-        >>> cams.shape
-        torch.Size([8, 64, 64])
+        >>> cams.shape  # 4 images of 64 x 64 pixels
+        torch.Size([4, 64, 64])
     """
     from captum.attr import LayerAttribution, LayerGradCam  # imported here: ~1 s, only needed now
 
@@ -143,7 +143,7 @@ def show_gradcam(
         cams: (N, H, W) from `gradcam`; titles: one short line per image (e.g. "Cat 0.93").
 
     Example:
-        >>> show_gradcam(images, gradcam(model, images), titles=["Cat", "Dog"])
+        >>> figure = show_gradcam(images[:2], gradcam(model, images[:2]), titles=["Cat", "Dog"])
     """
     images = _check_images(images)
     if cams.shape != (images.shape[0], *images.shape[-2:]):

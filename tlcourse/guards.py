@@ -2,9 +2,14 @@
 Ctrl-C, running out of GPU memory. `fit` stops cleanly on each, keeping history and best weights.
 
 Example:
-    >>> loss = checked_loss(nn.CrossEntropyLoss(), logits, targets, labels)  # label 12 of 10?
+    >>> logits, labels = torch.zeros(2, 10), torch.tensor([3, 12])  # label 12 of 10 classes?
+    >>> loss = checked_loss(nn.CrossEntropyLoss(), logits, labels, labels)
+    Traceback (most recent call last):
+    ValueError: label 12 is outside [0, 10) but the model has 10 outputs: use replace_head(...
     >>> with stop_cleanly(history):   # Ctrl-C, NaN or OOM: history.stop_reason says why
-    ...     for epoch in range(epochs): ...
+    ...     finite(float("nan"), epoch=2, batch=5)
+    >>> history.stop_reason
+    'loss is nan at epoch 2, batch 5: lower the learning rate or check the inputs for NaN'
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ def check_epochs(epochs: object) -> None:
     """Refuse `epochs=0`, `epochs=2.5` or `epochs=True` before anything starts.
 
     Example:
-        >>> check_epochs(0)  # ValueError: epochs=0: must be a whole number >= 1
+        >>> check_epochs(0)
+        Traceback (most recent call last):
+        ValueError: epochs=0: must be a whole number >= 1
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs={epochs!r}: must be a whole number >= 1")
@@ -29,7 +36,9 @@ def require_trainable(optimizer: torch.optim.Optimizer | None) -> torch.optim.Op
     """`optimizer`, or a clear error when it has nothing to train (everything frozen).
 
     Example:
-        >>> tl.freeze(model); require_trainable(None)  # ValueError: nothing to train: ...
+        >>> require_trainable(None)  # fit(model) after tl.freeze(model), with no new head
+        Traceback (most recent call last):
+        ValueError: nothing to train: every parameter is frozen. Call tl.unfreeze(model, ...) ...
     """
     if optimizer is None or not any(
         p.requires_grad for group in optimizer.param_groups for p in group["params"]
@@ -45,7 +54,10 @@ def label_problem(labels: torch.Tensor, num_outputs: int) -> str | None:
     """Why `labels` cannot go with a head of `num_outputs` classes, or None if they can.
 
     Example:
-        >>> label_problem(torch.tensor([0, 12]), 10)  # 'label 12 is outside [0, 10) ...'
+        >>> print(label_problem(torch.tensor([0, 12]), 10))
+        label 12 is outside [0, 10) but the model has 10 outputs: use replace_head(...) with ...
+        >>> label_problem(torch.tensor([0, 9]), 10) is None
+        True
     """
     extremes = torch.aminmax(labels)  # one op, not four
     low, high = int(extremes.min), int(extremes.max)
@@ -67,6 +79,8 @@ def checked_loss(loss_fn, logits: torch.Tensor, targets: torch.Tensor, labels: t
 
     Example:
         >>> loss = checked_loss(nn.CrossEntropyLoss(), model(images), labels, labels)
+        >>> loss.ndim  # a scalar, ready for loss.backward()
+        0
     """
     if targets.device.type != "cpu" and (problem := label_problem(labels, logits.shape[1])):
         raise ValueError(problem)
@@ -82,7 +96,11 @@ def finite(loss_value: float, epoch: int, batch: int) -> float:
     """`loss_value`, or FloatingPointError naming the epoch, the batch and the fix.
 
     Example:
-        >>> finite(float("nan"), 3, 17)  # FloatingPointError: loss is nan at epoch 3, batch 17
+        >>> finite(0.25, 3, 17)
+        0.25
+        >>> finite(float("nan"), 3, 17)
+        Traceback (most recent call last):
+        FloatingPointError: loss is nan at epoch 3, batch 17: lower the learning rate or ...
     """
     if not math.isfinite(loss_value):
         raise FloatingPointError(
@@ -99,8 +117,10 @@ def stop_cleanly(history):
     The epochs already trained stay in `history`; `fit` then restores the best weights.
 
     Example:
-        >>> with stop_cleanly(history):
-        ...     train_one_epoch(model, loader, loss_fn, optimizer, device)
+        >>> with stop_cleanly(history):  # fit trains its epochs inside this
+        ...     raise KeyboardInterrupt  # Ctrl-C
+        >>> history.stop_reason
+        'interrupted (Ctrl-C) after ... epochs'
     """
     try:
         yield

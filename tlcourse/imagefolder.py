@@ -6,8 +6,11 @@ reported up front (and skipped), not found in epoch 3; grey, palette, RGBA and 1
 reads them.
 
 Example:
-    >>> folder = write_imagefolder("data", images, labels, classes)
-    >>> train = load_imagefolder(folder, transforms_for("efficientnet_lite0"))
+    >>> images, labels, classes = tl.load_animals()
+    >>> few = stratified_split(labels, {"few": 30})["few"]  # 3 images a class
+    >>> folder = write_imagefolder("data", images[few], labels[few], classes)
+    >>> train = load_imagefolder(folder, tl.transforms_for("efficientnet_lite0"))
+    load_imagefolder: 30 images in 10 classes from data/train...
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ def write_imagefolder(
     Result: root/split/<class>/<index>.png. Returns root/split.
 
     Example:
-        >>> folder = write_imagefolder("data", images, labels, classes, split="train")
-        >>> datasets.ImageFolder(folder).classes
+        >>> images, labels = np.zeros((4, 28, 28), np.uint8), np.array([0, 0, 1, 1])
+        >>> folder = write_imagefolder("data", images, labels, ["cat", "dog"], split="train")
+        >>> folder, sorted(path.name for path in (folder / "dog").iterdir())
+        (PosixPath('data/train'), ['00002.png', '00003.png'])
     """
     folder = Path(root) / split
     for label in sorted(
@@ -71,7 +76,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     `convert("RGB")` would clip it to almost all white.
 
     Example:
-        >>> to_rgb(Image.open("xray.png")).mode
+        >>> to_rgb(Image.fromarray(np.zeros((8, 8), np.uint16))).mode  # a 16-bit grey X-ray
         'RGB'
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -106,9 +111,12 @@ class ImageFolderDataset(Dataset):
     targets; plus skipped [(path, reason)] for files that could not be read.
 
     Example:
-        >>> train = load_imagefolder("data/train", transforms_for("efficientnet_lite0"))
-        >>> image, label = train[0]  # image (3, 96, 96) float32, label a class index
-        >>> train.classes[label], train.skipped
+        >>> images, labels = np.zeros((4, 28, 28), np.uint8), np.array([0, 0, 1, 1])
+        >>> folder = write_imagefolder("pets", images, labels, ["cat", "dog"])
+        >>> train = load_imagefolder(folder, tl.transforms_for("efficientnet_lite0"), verbose=False)
+        >>> image, label = train[0]
+        >>> image.shape, train.classes[label], train.skipped
+        (torch.Size([3, 96, 96]), 'cat', [])
     """
 
     def __init__(self, root: Path, classes: list[str], samples, skipped, transform=None):
@@ -153,8 +161,10 @@ def load_imagefolder(
         verbose: print the summary line (always printed when files were skipped).
 
     Example:
-        >>> train = load_imagefolder("chest_xray/train", transforms_for("efficientnet_lite0"))
-        load_imagefolder: 5216 images in 2 classes from chest_xray/train
+        >>> from tlcourse.grading.data import write_medical_standin  # chest X-ray layout
+        >>> root = write_medical_standin("chest_xray", {"train": 10})  # the real set has 5216
+        >>> train = load_imagefolder("chest_xray/train", tl.transforms_for("efficientnet_lite0"))
+        load_imagefolder: 40 images in 2 classes from chest_xray/train...
     """
     root = Path(root)
     classes = _class_folders(root)
@@ -277,7 +287,9 @@ def split_by_patient(
     patient's images together and "val" is one of its round(1 / val_fraction) folds.
 
     Example:
-        >>> train = load_imagefolder("chest_xray/train", transforms_for("efficientnet_lite0"))
+        >>> from tlcourse.grading.data import write_medical_standin  # chest X-ray layout
+        >>> root = write_medical_standin("chest_xray", {"train": 10})
+        >>> train = load_imagefolder("chest_xray/train", verbose=False)
         >>> parts = split_by_patient([path for path, _ in train.samples], train.targets)
         >>> {patient_id(train.samples[i][0]) for i in parts["val"]}.isdisjoint(
         ...     {patient_id(train.samples[i][0]) for i in parts["train"]})

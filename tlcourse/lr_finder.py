@@ -5,8 +5,12 @@ exponentially, record the (smoothed) loss, stop once it blows up, put the weight
 suggest the rate where the loss fell fastest.
 
 Example:
-    >>> finder = lr_find(head, train_loader, torch.optim.SGD(head.parameters(), momentum=0.9))
-    >>> finder.suggestion, finder.plot()
+    >>> head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 2))  # any model: 64 px -> 2
+    >>> optimizer = torch.optim.SGD(head.parameters(), momentum=0.9)
+    >>> finder = lr_find(head, loaders["train"], optimizer, steps=20)
+    >>> figure = finder.plot()  # pick a rate where the loss still falls steeply
+    >>> 1e-6 < finder.suggestion < 10
+    True
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ class LRFinder:
     """What a range test measured: the learning rates tried, the smoothed losses, a suggestion.
 
     Example:
-        >>> finder = lr_find(model, loader, optimizer)
-        >>> len(finder.lrs) == len(finder.losses), finder.suggestion
-        (True, 0.0032)
+        >>> head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 2))
+        >>> finder = lr_find(head, loader, torch.optim.SGD(head.parameters(), lr=0.1), steps=20)
+        >>> len(finder.lrs) == len(finder.losses), type(finder.suggestion)  # e.g. 0.0032
+        (True, <class 'float'>)
     """
 
     lrs: list[float] = field(default_factory=list)
@@ -40,6 +45,7 @@ class LRFinder:
         """Loss vs learning rate (log scale), the suggestion marked.
 
         Example:
+            >>> finder = LRFinder(lrs=[1e-3, 1e-2, 1e-1], losses=[2.3, 1.1, 4.0], suggestion=1e-2)
             >>> finder.plot().savefig("lr_find.png")
         """
         figure = Figure(figsize=(6, 3.2), layout="constrained")
@@ -113,8 +119,11 @@ def lr_find(
     the optimizer's state back, so training starts from where it was.
 
     Example:
-        >>> finder = lr_find(head, train_loader, torch.optim.SGD(head.parameters(), momentum=0.9))
-        >>> finder.suggestion  # e.g. 0.03
+        >>> head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 2))  # any model
+        >>> optimizer = torch.optim.SGD(head.parameters(), momentum=0.9)
+        >>> finder = lr_find(head, loaders["train"], optimizer, steps=20)
+        >>> 1e-6 < finder.suggestion < 10  # e.g. 0.03
+        True
     """
     if not 0 < start_lr < end_lr or steps < 10:
         raise ValueError(

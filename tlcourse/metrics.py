@@ -4,9 +4,10 @@ Accuracy alone misleads on imbalanced data: report per-class precision/recall/F1
 ROC-AUC and the confusion matrix.
 
 Example:
-    >>> probs = predict(model, loaders["test"])
+    >>> probs = tl.predict(model, loaders["test"])  # (4, 2): 2 cats, 2 dogs
     >>> report = classification_metrics(labels, probs, classes)
-    >>> report["macro_f1"], report["per_class"]["Cat"]["recall"]
+    >>> sorted(report), report["per_class"]["Cat"]["support"]
+    (['accuracy', 'confusion_matrix', 'macro_f1', 'per_class', 'roc_auc'], 2)
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def classification_metrics(y_true, probabilities, class_names: list[str] | None 
         class_names: names for the per-class entries (default "0", "1", ...).
 
     Example:
-        >>> report = classification_metrics(labels, predict(model, loaders["test"]), classes)
-        >>> report["macro_f1"], report["per_class"]["Cat"]["recall"]
+        >>> probabilities = [[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]]
+        >>> report = classification_metrics([0, 0, 1, 1], probabilities, ["Cat", "Dog"])
+        >>> print(f'{report["macro_f1"]:.3f} {report["per_class"]["Cat"]["recall"]:.2f}')
+        0.733 0.50
     """
     y_true, probabilities = _numpy(y_true), _numpy(probabilities)
     if probabilities.ndim != 2 or len(probabilities) != len(y_true):

@@ -5,7 +5,8 @@ torchvision classifier loads from `$TORCH_HOME/hub/checkpoints` or downloads whe
 
 Example:
     >>> model = load_pretrained("efficientnet_lite0")
-    >>> head = replace_head(model, num_classes=5)  # classifier.1: (1280 -> 1000) -> (1280 -> 5)
+    >>> head = replace_head(model, num_classes=5)
+    replaced classifier.1: Linear(1280 -> 1000) -> Linear(1280 -> 5)
 """
 
 from __future__ import annotations
@@ -209,7 +210,9 @@ def replace_head(
     Inception v3 / GoogLeNet auxiliary heads are replaced too, so training mode works.
 
     Example:
+        >>> model = torchvision.models.resnet18()
         >>> head = replace_head(model, num_classes=5, hidden=[256], dropout=0.3)
+        replaced fc: Linear(512 -> 1000) -> Sequential(512 -> 256 -> 5)
     """
     check_num_classes(num_classes)
     hidden = list(hidden or [])

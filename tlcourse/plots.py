@@ -20,6 +20,7 @@ def plot_history(*histories, labels: list[str] | None = None, title: str = "") -
     """Loss and accuracy per epoch, train (dashed) and validation (solid), for 1+ Histories.
 
     Example:
+        >>> frozen, fine_tuned = history, history  # two tl.fit(...) results
         >>> plot_history(frozen, fine_tuned, labels=["frozen", "fine-tuned"]).savefig("curves.png")
     """
     figure = Figure(figsize=(10, 3.6), layout="constrained")
@@ -49,7 +50,8 @@ def plot_confusion_matrix(matrix, class_names: list[str], title: str = "") -> Fi
     """Confusion matrix (rows: true class, columns: predicted) with counts in each cell.
 
     Example:
-        >>> plot_confusion_matrix(report["confusion_matrix"], classes, title="test set")
+        >>> report = tl.classification_metrics(labels, tl.predict(model, images), classes)
+        >>> figure = plot_confusion_matrix(report["confusion_matrix"], classes, title="test set")
     """
     matrix = np.asarray(matrix)
     size = 1.5 + 0.45 * len(class_names)
@@ -111,7 +113,7 @@ def show_images(
 
     Example:
         >>> images, labels = next(iter(loaders["val"]))
-        >>> show_images(to_displayable(images), labels, classes)
+        >>> figure = show_images(to_displayable(images), labels, classes)
     """
     count = len(images)
     figure, axes = _image_grid(count, columns, cell=(1.6, 1.8))
@@ -141,7 +143,9 @@ def top_losses(probabilities, labels, k: int = 8) -> tuple[torch.Tensor, torch.T
         probabilities: (N, num_classes) from `predict`; labels: (N,) true class indices.
 
     Example:
-        >>> indices, losses = top_losses(predict(model, loader), labels, k=8)
+        >>> indices, losses = top_losses(tl.predict(model, images), labels, k=3)
+        >>> indices.shape, bool((losses[:-1] >= losses[1:]).all())  # the 3 worst, worst first
+        (torch.Size([3]), True)
     """
     probabilities = torch.as_tensor(probabilities, dtype=torch.float32)
     labels = torch.as_tensor(labels, dtype=torch.long)
@@ -177,7 +181,7 @@ def plot_top_losses(
         mean, std: the normalisation to undo for display (Lite0: 0.5; ImageNet models differ).
 
     Example:
-        >>> plot_top_losses(splits["test"], predict(model, loaders["test"]), classes)
+        >>> figure = plot_top_losses(splits["test"], tl.predict(model, loaders["test"]), classes)
     """
     labels = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
     indices, losses = top_losses(probabilities, labels, k)

@@ -6,7 +6,9 @@ model cannot pass. `python -m tlcourse check exercises/03_….ipynb` runs a whol
 `python -m tlcourse progress` shows what is done.
 
 Example:
-    >>> tl.check("ex02", make_feature_extractor=make_feature_extractor, model=model)
+    >>> tl.check("ex10", answers={})  # prints ✅/❌ per check and a hint; raises until all pass
+    Traceback (most recent call last):
+    tlcourse.grading.grader.CheckFailed: ex10: 8 of 8 checks not passing yet (0/10 points); ...
 """
 
 from tlcourse.grading import checks  # noqa: F401  (finds and registers every exercise)

@@ -97,7 +97,7 @@ def perturb(images: np.ndarray, seed: int) -> np.ndarray:
     layers; see `refuse_replaced_code` and docs/grading.md.)
 
     Example:
-        >>> perturb(np.full((1, 28, 28), 255, np.uint8), seed=1).min()
+        >>> int(perturb(np.full((1, 28, 28), 255, np.uint8), seed=1).min())
         254
     """
     rng = np.random.default_rng(seed)
@@ -146,7 +146,7 @@ def write_medical_standin(
     A README.txt in `root` says plainly that this is not medical data.
 
     Example:
-        >>> root = write_medical_standin("xray_standin")  # train/: 60 NORMAL, 180 PNEUMONIA
+        >>> root = write_medical_standin("xray_standin", {"train": 5})  # 5 NORMAL, 15 PNEUMONIA
         >>> sorted(p.name for p in (root / "train").iterdir())
         ['NORMAL', 'PNEUMONIA']
     """
@@ -265,8 +265,9 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor, what: str = "model") -
     Any error in the learner's model becomes NotYet with the input shape in the message.
 
     Example:
-        >>> model_outputs(model, heldout_batch(["Cat", "Dog"])[0]).shape  # a 2-class model
-        torch.Size([100, 2])
+        >>> inputs, labels = heldout_batch(["Cat", "Dog"], per_class=10)
+        >>> model_outputs(model, inputs).shape  # a 2-class model
+        torch.Size([20, 2])
     """
     refuse_replaced_code(model, what)
     was_training = model.training
@@ -312,7 +313,9 @@ def heldout_outputs(
     """(logits, labels) of `model` on the grader's images, computed once per `check()` call.
 
     Example:
-        >>> logits, labels = heldout_outputs(model, ["Cat", "Dog"])  # (100, 2) and (100,)
+        >>> logits, labels = heldout_outputs(model, ["Cat", "Dog"], per_class=10)
+        >>> logits.shape, labels.shape
+        (torch.Size([20, 2]), torch.Size([20]))
     """
 
     def compute() -> tuple[torch.Tensor, torch.Tensor]:
@@ -326,7 +329,10 @@ def cached_outputs(model: nn.Module, key: tuple, compute) -> tuple[torch.Tensor,
     """`compute()` -> (logits, labels) of `model` for `key`, run once per `check()` call.
 
     Example:
-        >>> logits, labels = cached_outputs(model, ("xray", "test"), lambda: outputs_on(folder))
+        >>> outputs = lambda: (torch.zeros(4, 2), torch.tensor([0, 0, 1, 1]))  # logits, labels
+        >>> logits, labels = cached_outputs(model, ("xray", "test"), outputs)
+        >>> cached_outputs(model, ("xray", "test"), lambda: 1 / 0)[1]  # cached: not run again
+        tensor([0, 0, 1, 1])
     """
     cached = _OUTPUTS.get((id(model), *key))
     if cached is None or cached[0] is not model:  # holding the model keeps its id unique
@@ -338,7 +344,9 @@ def measured_accuracy(model: nn.Module, classes: list[str], per_class: int = 50,
     """(accuracy, n) of `model` on the grader's held-out images of `classes` (label = position).
 
     Example:
-        >>> accuracy, n = measured_accuracy(model, ["Cat", "Dog"])  # n is 100: 50 per class
+        >>> accuracy, n = measured_accuracy(model, ["Cat", "Dog"], per_class=10)
+        >>> n, 0 <= accuracy <= 1  # default per_class=50: n is 100
+        (20, True)
     """
     logits, labels = heldout_outputs(model, classes, per_class, what)
     if logits.shape[1] != len(classes):

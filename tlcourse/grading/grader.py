@@ -7,7 +7,9 @@ hands its objects over (tlcourse/grading/submission.py) and the runner's own pro
 `grade()`: that verdict no notebook code can write.
 
 Example:
-    >>> tl.check("ex02", make_feature_extractor=make_feature_extractor, model=model)
+    >>> tl.check("ex10", answers={})  # prints ✅/❌ per check and a hint; raises until all pass
+    Traceback (most recent call last):
+    tlcourse.grading.grader.CheckFailed: ex10: 8 of 8 checks not passing yet (0/10 points); ...
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class CheckFailed(AssertionError):
     Example:
         >>> check("ex10", answers={})  # prints the report, then raises
         Traceback (most recent call last):
-        CheckFailed: ex10: 8 of 8 checks not passing yet (0/10 points); see the hint above
+        tlcourse.grading.grader.CheckFailed: ex10: 8 of 8 checks not passing yet (0/10 points); ...
     """
 
     def __init__(self, message: str, report: Report | None = None):
@@ -79,9 +81,9 @@ class Report:
     """What `check()` found: one Result per check; `passed` only if all of them pass.
 
     Example:
-        >>> report = check("ex10", answers=answers)  # returns only when every check passes
-        >>> report.status, report.points
-        ('passed', 10)
+        >>> report = grade("ex10", {"answers": {}})  # check() prints it; returns it if all pass
+        >>> report.status, report.points, report.passed
+        ('not attempted', 0, False)
     """
 
     exercise: Exercise
@@ -234,7 +236,9 @@ def check(exercise: str, /, **objects) -> Report | None:
     Under `python -m tlcourse check` it only hands the objects to the runner (returns None).
 
     Example:
-        >>> tl.check("ex05", model=model, optimizer=optimizer)
+        >>> tl.check("ex05", model=model, optimizer=optimizer)  # Lite0: ex05 wants a ResNet34
+        Traceback (most recent call last):
+        tlcourse.grading.grader.CheckFailed: ex05: 5 of 5 checks not passing yet (0/10 points); ...
     """
     ex = find_exercise(exercise)
     folder = os.environ.get(SUBMIT_ENV)

@@ -230,6 +230,7 @@ def write_hints(path: Path, hints: dict[str, list[dict]]) -> None:
     """Write {exercise id: sections} as indented JSON (`make exercises` does, into exercises/).
 
     Example:
+        >>> text = Path("solutions/02_freeze_and_replace_head.py").read_text()
         >>> write_hints(Path("exercises/hints.json"), {"ex02": split_hints(text)[1]})
     """
     path.write_text(json.dumps(hints, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -6,10 +6,14 @@ returns a short detail ("0.93 on 250 held-out images") or raises `NotYet` with w
 An exercise's id is written once, as its checks module's name (`checks/ex02.py` -> "ex02");
 `discover` imports every such module, so there is no list of exercises to keep by hand.
 
-Example (in tlcourse/grading/checks/ex02.py):
-    >>> EX02 = exercise(__name__, "Freeze and replace the head", {"model": Spec(...)})
-    >>> @EX02.check("only the head trains", points=2, hint="tl.freeze(model) first")
+Example (a checks module, tlcourse/grading/checks/ex99.py, passes `__name__`):
+    >>> model_spec = Spec((nn.Module,), "Lite0 with a new head", "model")
+    >>> EX99 = exercise("checks.ex99", "Freeze and replace the head", {"model": model_spec})
+    >>> @EX99.check("only the head trains", points=2, hint="tl.freeze(model) first")
     ... def _(submitted): ...
+    >>> EX99.id, EX99.max_points
+    ('ex99', 2)
+    >>> del EXERCISES["ex99"]  # (an example: the course has no ex99)
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ class NotYet(Exception):
     """Raised by a check: the answer is not right yet (the message says what is wrong).
 
     Example:
-        >>> raise NotYet(f"model has {logits.shape[1]} outputs; this task has 2 classes")
+        >>> raise NotYet("model has 10 outputs; this task has 2 classes")
+        Traceback (most recent call last):
+        tlcourse.grading.registry.NotYet: model has 10 outputs; this task has 2 classes
     """
 
 
@@ -42,6 +48,8 @@ class NotAttempted(Exception):
 
     Example:
         >>> raise NotAttempted("answers has no 'q1' yet")
+        Traceback (most recent call last):
+        tlcourse.grading.registry.NotAttempted: answers has no 'q1' yet
     """
 
 
@@ -49,8 +57,11 @@ class CheckTimeout(BaseException):
     """The time limit of one check ran out (BaseException: `except Exception` cannot swallow it).
 
     Example:
+        >>> import time
         >>> with time_limit(0.5):
-        ...     time.sleep(5)  # raises CheckTimeout(0.5)
+        ...     time.sleep(5)
+        Traceback (most recent call last):
+        tlcourse.grading.registry.CheckTimeout: 0.5
     """
 
 
@@ -59,7 +70,8 @@ class Spec:
     """What an object passed to `check()` must be: accepted types, a description, an example.
 
     Example:
-        >>> Spec((nn.Module,), "Lite0 with its trained head", "model")
+        >>> Spec((nn.Module,), "Lite0 with its trained head", "model").optional  # required
+        False
     """
 
     types: tuple
@@ -143,7 +155,11 @@ def exercise(
     `@EXERCISE.check(...)`; `summary` and `weights` fill its row of the exercises/README.md table.
 
     Example:
-        >>> EX03 = exercise(__name__, "VGG16 feature extraction", {"vgg": Spec(MODULE, ...)})
+        >>> vgg = Spec((nn.Module,), "VGG16 with a new head", "vgg")
+        >>> EX99 = exercise("checks.ex99", "VGG16 feature extraction", {"vgg": vgg})
+        >>> EX99.id, len(EX99.checks)  # add checks with @EX99.check(...)
+        ('ex99', 0)
+        >>> del EXERCISES["ex99"]  # (an example: the course has no ex99)
     """
     key = exercise_id(module)
     known = EXERCISES.get(key)
@@ -160,6 +176,7 @@ def discover(package: str, path: Iterable[str]) -> list[str]:
     names it, so a checks file cannot be silently skipped.
 
     Example:
+        >>> from tlcourse.grading import checks
         >>> discover("tlcourse.grading.checks", checks.__path__)[:2]
         ['tlcourse.grading.checks.ex01', 'tlcourse.grading.checks.ex02']
     """
@@ -177,7 +194,11 @@ def call_learner(function: Callable, *args, name: str | None = None):
     """Call learner code: NotImplementedError -> NotAttempted, any other error -> NotYet.
 
     Example:
-        >>> optimizer = call_learner(o["make_optimizer"], model, name="make_optimizer")
+        >>> def make_optimizer(model):
+        ...     raise NotImplementedError  # the learner has not written it yet
+        >>> optimizer = call_learner(make_optimizer, model, name="make_optimizer")
+        Traceback (most recent call last):
+        tlcourse.grading.registry.NotAttempted: make_optimizer() is not written yet
     """
     label = name or getattr(function, "__name__", "your function")
     try:
@@ -197,8 +218,10 @@ def time_limit(seconds: float):
     thread only; elsewhere no limit is enforced (`tlcourse check` has its own hard limit).
 
     Example:
-        >>> with time_limit(120):
-        ...     detail = check_.function(objects)
+        >>> with time_limit(120):  # the grader runs every check like this
+        ...     total = sum(range(10))
+        >>> total
+        45
     """
     usable = (
         seconds > 0

@@ -44,8 +44,9 @@ class CellProblem:
     """A cell that did not run cleanly: where it is, whether it is graded, what went wrong.
 
     Example:
-        >>> run_notebook("exercises/10_concepts.ipynb").problems[0].kind
-        'not attempted'
+        >>> problem = CellProblem(2, graded=True, kind="not attempted", message="fill in q1")
+        >>> problem.kind, problem.graded
+        ('not attempted', True)
     """
 
     index: int  # 1-based position among the notebook's cells (0: not one cell)
@@ -59,9 +60,9 @@ class NotebookRun:
     """What happened when a notebook ran: problems per cell and the reports of tl.check().
 
     Example:
-        >>> run = run_notebook("exercises/10_concepts.ipynb")  # the blank exercise
-        >>> run.exercise, run.graded_cells, run.passed
-        ('ex10', 1, False)
+        >>> run = NotebookRun(Path("exercises/10_concepts.ipynb"), "ex10", graded_cells=1)
+        >>> run.passed  # not before every graded cell has reported a pass
+        False
     """
 
     path: Path
@@ -101,6 +102,8 @@ class BadNotebook(ValueError):
 
     Example:
         >>> raise BadNotebook("exercises/03_x.ipynb: not found")
+        Traceback (most recent call last):
+        tlcourse.grading.runner.BadNotebook: exercises/03_x.ipynb: not found
     """
 
 
@@ -110,7 +113,7 @@ def read_notebook(path: Path):
     Example:
         >>> read_notebook(Path("missing.ipynb"))
         Traceback (most recent call last):
-        BadNotebook: missing.ipynb: not found
+        tlcourse.grading.runner.BadNotebook: missing.ipynb: not found
     """
     import nbformat
 
@@ -157,9 +160,13 @@ def run_notebook(
     a learner's function called by a check runs under the check's limit (TLCOURSE_CHECK_TIMEOUT).
     Raises BadNotebook for a missing or unreadable file; never for the learner's code.
 
-    Example:
-        >>> run_notebook("exercises/10_concepts.ipynb", timeout=60).problems[0].index
-        2
+    Example (starts a Jupyter kernel, 5-20 s, so not run as a doctest; tests/test_exercises.py
+    checks this notebook through `python -m tlcourse check`):
+        >>> run = run_notebook("exercises/10_concepts.ipynb", timeout=60)  # doctest: +SKIP
+        >>> run.exercise, run.graded_cells, run.passed  # doctest: +SKIP
+        ('ex10', 1, False)
+        >>> run.problems[0].index, run.problems[0].kind  # doctest: +SKIP
+        (2, 'not attempted')
     """
     from nbclient import NotebookClient
 
@@ -259,8 +266,13 @@ def format_run(run: NotebookRun) -> str:
     """The terminal summary: ✅/❌ per check, then the cells that did not run cleanly.
 
     Example:
-        >>> print(format_run(run).splitlines()[-1])
-        ❌ not passing yet
+        >>> run = NotebookRun(Path("exercises/10_concepts.ipynb"), "ex10", graded_cells=1)
+        >>> run.problems.append(CellProblem(2, True, "not attempted", "fill in q1"))
+        >>> print(format_run(run))  # ✅/❌, or [ok]/[x] where the console cannot print them
+        10_concepts.ipynb (0 s)
+          ... graded cell 2: not attempted: fill in q1
+          ... 1 graded cell(s) did not reach tl.check
+        ... not passing yet
     """
     ok, bad = symbols()
     lines = [f"{run.path.name} ({run.seconds:.0f} s)"]
@@ -299,8 +311,9 @@ def check_notebook(
     while the notebook runs goes to a throwaway file).
 
     Example:
-        >>> check_notebook("exercises/10_concepts.ipynb")  # = python -m tlcourse check ...
-        1
+        >>> check_notebook("exercises/no_such.ipynb")  # = python -m tlcourse check ...
+        error: exercises/no_such.ipynb: not found
+        2
     """
     try:
         run = run_notebook(path, timeout, total)

@@ -11,8 +11,10 @@ that it enforces from outside. So a cell that edits the checks, writes a report 
 replaces a check function changes nothing: the verdict is computed in another process.
 
 Example:
-    >>> save_submission(folder, "ex04", {"model": model, "make_optimizer": make_optimizer})
-    >>> objects = load_submission(folder / "0.pt", kernel)  # in the runner's process
+    >>> path = save_submission("handed", "ex10", {"answers": {"q1": "a"}})  # in the kernel
+    >>> exercise, objects, refused = load_submission(path, kernel=None)  # in the runner
+    >>> exercise, objects, refused
+    ('ex10', {'answers': {'q1': 'a'}}, {})
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def save_submission(folder: str | Path, exercise: str, objects: dict) -> Path:
     the file's sidecar JSON with the reason, and graded as refused.
 
     Example:
-        >>> save_submission("/tmp/sub", "ex10", {"answers": {"q1": "a"}})
-        PosixPath('/tmp/sub/0.json')
+        >>> save_submission("sub", "ex10", {"answers": {"q1": "a"}})
+        PosixPath('sub/0.json')
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,7 +96,12 @@ def call_in_kernel(number: int, name: str, inputs: str, output: str) -> None:
     a model it was given still points at that model's parameters.
 
     Example:
+        >>> choose = lambda labels, probabilities: 0.5  # the learner's function
+        >>> path = save_submission("called", "ex09", {"choose_threshold": choose})  # 0.json
+        >>> torch.save(([0, 1], [0.2, 0.9]), "in.pt")  # the runner's arguments
         >>> call_in_kernel(0, "choose_threshold", "in.pt", "out.pt")  # what the runner sends
+        >>> restricted_load("out.pt")  # ("ok", (arguments, result))
+        ('ok', (([0, 1], [0.2, 0.9]), 0.5))
     """
     args = restricted_load(inputs)  # the runner's own file, read as strictly as the other way
     try:
@@ -212,7 +219,8 @@ def restricted_load(path: str | Path) -> object:
     """`torch.load` that builds only library classes (see `allowed`), onto the CPU.
 
     Example:
-        >>> restricted_load("sub/0.pt")["answers"]
+        >>> path = save_submission("loaded", "ex10", {"answers": {"q1": "a"}})
+        >>> restricted_load("loaded/0.pt")["answers"]
         {'q1': 'a'}
     """
     return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickle)
@@ -222,9 +230,9 @@ class KernelFunction:
     """A learner's function that stays in the notebook's kernel: calling it sends the runner's
     arguments there, runs it under the runner's time limit and loads the result back.
 
-    Example:
-        >>> choose = KernelFunction(kernel, 0, "choose_threshold")
-        >>> choose(labels, probabilities)  # runs in the kernel, graded here
+    Example (needs the notebook's running Jupyter kernel, so not run as a doctest):
+        >>> choose = KernelFunction(kernel, 0, "choose_threshold")  # doctest: +SKIP
+        >>> choose(labels, probabilities)  # runs in the kernel, graded here  # doctest: +SKIP
         0.41
     """
 
@@ -279,8 +287,8 @@ class Kernel:
     After a timeout the kernel is left alone (it may be stuck in the learner's code) and every
     later call fails at once, so `except BaseException` in the notebook cannot hold the grader.
 
-    Example:
-        >>> Kernel(client, notebook, seconds=120).run("x = 1", "setup")
+    Example (needs a running Jupyter kernel, so not run as a doctest):
+        >>> Kernel(client, notebook, seconds=120).run("x = 1", "setup")  # doctest: +SKIP
     """
 
     def __init__(self, client, notebook, seconds: float):
@@ -322,7 +330,11 @@ def load_submission(meta_path: Path, kernel: Kernel | None) -> tuple[str, dict, 
     with that reason); functions become `KernelFunction`s (or are refused without a kernel).
 
     Example:
-        >>> exercise, objects, refused = load_submission(Path("sub/0.json"), kernel)
+        >>> answer = {"threshold": 0.5, "choose": lambda labels, probabilities: 0.5}
+        >>> path = save_submission("with_function", "ex09", answer)
+        >>> exercise, objects, refused = load_submission(path, kernel=None)
+        >>> exercise, objects, refused
+        ('ex09', {'threshold': 0.5}, {'choose': 'a function, and no kernel to call it in'})
     """
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     number = int(meta_path.stem)
