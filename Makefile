@@ -102,7 +102,7 @@ exercises: $(STAMP)
 exercises-check: $(STAMP)
 	$(BIN)/python tools/generate_exercises.py --check
 
-# Benchmarks (issues 7 and 17), about 18 min on 2 idle cores: writes docs/benchmarks.md + docs/bench_*.png.
+# Benchmarks, about 30 min on 2 cores (section 4, lesson 06's race, ~13 min of it): writes docs/benchmarks.md + docs/bench_*.png.
 # BENCH_QUICK=1 make bench: tiny sizes in a few minutes, a smoke test (the report says so).
 bench: export TLCOURSE_OFFLINE = 1
 bench: $(STAMP)

@@ -35,22 +35,6 @@ from tlcourse.grading.registry import EXERCISES
 
 REPO = Path(__file__).resolve().parents[1]
 
-NOT_YET = {  # examples being rewritten with the inference refactor (issue 27)
-    "tlcourse.train",
-    "tlcourse.features",
-    "tlcourse.precision",
-    "tlcourse.report",
-    "tlcourse.demo",
-    "tlcourse.inference",
-    "tlcourse.history",
-    "tlcourse.train_step",
-    "tlcourse.grading.generate",
-    "tlcourse.grading.readme",
-    "tlcourse.grading.ids",
-    "tlcourse.grading.checks",
-    "tlcourse.grading.checks.common",
-    *(f"tlcourse.grading.checks.ex{number:02d}" for number in range(1, 12)),
-}
 
 
 def _module_names() -> list[str]:
@@ -150,12 +134,7 @@ def _namespace(world: dict) -> dict:
     }
 
 
-MODULES = [
-    pytest.param(name, marks=pytest.mark.skip(reason="NOT_YET: examples being rewritten"))
-    if name in NOT_YET
-    else name
-    for name in _module_names()
-]
+MODULES = _module_names()
 
 
 @pytest.mark.parametrize("module_name", MODULES)

@@ -7,7 +7,8 @@ itself runs through `tlcourse.inference.FrozenForward`, like `evaluate` and `pre
 Example:
     >>> train_features = extract_features(model, loaders["train"])   # (N, 1280) + labels
     >>> head = get_head(model)[1]
-    >>> fit(head, DataLoader(train_features, batch_size=64, shuffle=True), epochs=20)
+    >>> cached = DataLoader(train_features, batch_size=64, shuffle=True)
+    >>> history = tl.fit(head, cached, epochs=20, progress=False)  # milliseconds an epoch
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def extract_features(
 
     Example:
         >>> features = extract_features(model, loaders["train"])
-        >>> x, y = features[0]  # x (1280,) for Lite0: what its final Linear layer receives
+        >>> x, y = features[0]  # for Lite0, what its final Linear layer receives
+        >>> x.shape
+        torch.Size([1280])
     """
     dtype, fold_batchnorm = renamed_options("extract_features", renamed, dtype, fold_batchnorm)
     path = _layer_path(model, layer)

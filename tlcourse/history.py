@@ -21,7 +21,7 @@ class History:
     """Per-epoch metrics of one `fit` call (lists ready to plot), and why it stopped.
 
     Example:
-        >>> history = fit(model, loaders["train"], loaders["val"], epochs=3, progress=False)
+        >>> history = tl.fit(model, loaders["train"], loaders["val"], epochs=3, progress=False)
         >>> len(history.val_accuracy), history.best_epoch in (1, 2, 3)
         (3, True)
     """

@@ -6,7 +6,8 @@ epoch always (History keeps every epoch anyway). Under torchrun only rank 0 prin
 
 Example:
     >>> with FitReport(enabled=True, batches=3 * len(loader)) as report:
-    ...     report.epoch(history, epoch=1, epochs=3)
+    ...     report.epoch(history, epoch=1, epochs=3)  # the bar goes to stderr, the line to stdout
+    epoch   1/3  train loss ... acc ...  val loss ... acc ...  ...s
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class FitReport:
         """Print this epoch's line if LINE_SECONDS passed since the last one (or it is the last).
 
         Example:
-            >>> report.epoch(history, epoch=5, epochs=5)  # epoch   5/5  train loss 0.31 ...
+            >>> FitReport(enabled=True, batches=0).epoch(history, epoch=5, epochs=5)
+            epoch   5/5  train loss ... acc ...  val loss ... acc ...  ...s
         """
         if self.enabled and (epoch == epochs or time.perf_counter() - self.printed >= LINE_SECONDS):
             tqdm.write(epoch_line(history, epoch, epochs))
@@ -53,7 +55,8 @@ class FitReport:
         """Say why the fit stopped: always with progress on, on rank 0 also when it stopped early.
 
         Example:
-            >>> report.finish(history, restored=True, main=True)  # completed; best epoch 4 (...)
+            >>> FitReport(enabled=True, batches=0).finish(history, restored=True, main=True)
+            completed; best epoch 1 (its weights restored)
         """
         if self.enabled or (history.stop_reason != "completed" and main):
             weights = " (its weights restored)" if restored else ""
@@ -64,7 +67,8 @@ def epoch_line(history: History, epoch: int, epochs: int) -> str:
     """One epoch as a line: train loss/accuracy, validation loss/accuracy when there is one.
 
     Example:
-        >>> epoch_line(history, 2, 5)  # 'epoch   2/5  train loss 0.4123 acc 0.871  ...  0.3s'
+        >>> epoch_line(history, 2, 5)  # the last epoch recorded, numbered 2 of 5
+        'epoch   2/5  train loss ... acc ...  val loss ... acc ...  ...s'
     """
     line = (
         f"epoch {epoch:>3}/{epochs}  train loss {history.train_loss[-1]:.4f} "

@@ -8,8 +8,8 @@ stops (`guards.py`), what is recorded (`history.py`) and printed (`report.py`), 
 (`checkpoint.py`) and torchrun/DDP (`distributed.py`).
 
 Example:
-    >>> history = fit(model, loaders["train"], loaders["val"], epochs=5, lr=1e-3)
-    >>> history.plot()
+    >>> history = fit(model, loaders["train"], loaders["val"], epochs=5, lr=1e-3, progress=False)
+    >>> figure = history.plot()  # loss and accuracy curves
 """
 
 from __future__ import annotations
@@ -129,7 +129,10 @@ def fit(
     `torchrun --nproc_per_node=N` the same call trains as N DDP processes (lesson 09).
 
     Example:
-        >>> history = fit(model, loaders["train"], loaders["val"], epochs=3)
+        >>> history = fit(model, loaders["train"], loaders["val"], epochs=3)  # doctest: +ELLIPSIS
+        epoch   1/3  train loss ... acc ...  val loss ... acc ...  ...s
+        ...
+        completed; best epoch ... (its weights restored)
     """
     check_epochs(epochs)
     device = distributed.setup(get_device(str(device) if device is not None else None))
@@ -190,8 +193,8 @@ def predict(
     dtype, fold_batchnorm: as in `evaluate` (the folded copy from 256 images on).
 
     Example:
-        >>> predict(model, image).shape  # one (C, H, W) image: a batch of one
-        torch.Size([1, 1000])
+        >>> predict(model, image).shape  # one (C, H, W) image: a batch of one, here 2 classes
+        torch.Size([1, 2])
     """
     dtype, fold_batchnorm = renamed_options("predict", renamed, dtype, fold_batchnorm)
     device = place_model(model, device)  # a given device: the model moves there, like fit

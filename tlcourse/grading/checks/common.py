@@ -20,7 +20,13 @@ def expect_trainable(model: nn.Module, expected: list[str], what: str) -> None:
     """Nothing if exactly the parameters `expected` train, else NotYet naming the extra/frozen.
 
     Example:
-        >>> expect_trainable(model, ["fc.weight", "fc.bias"], "ResNet18")  # only the head
+        >>> resnet = torchvision.models.resnet18()
+        >>> for name, parameter in resnet.named_parameters():
+        ...     parameter.requires_grad = name.startswith("fc.")
+        >>> expect_trainable(resnet, ["fc.weight", "fc.bias"], "ResNet18")  # only the head: ok
+        >>> expect_trainable(resnet, ["fc.weight"], "ResNet18")
+        Traceback (most recent call last):
+        tlcourse.grading.registry.NotYet: ResNet18: only ['fc.weight'] should be trainable; ...bias
     """
     trainable = trainable_names(model)
     if sorted(trainable) != sorted(expected):

@@ -54,7 +54,8 @@ def resnet18_architecture(model: nn.Module) -> str:
 
     Example:
         >>> resnet18_architecture(torchvision.models.resnet50())
-        NotYet: model is a ResNet50 (Bottleneck blocks, [3, 4, 6, 3] per stage) ...
+        Traceback (most recent call last):
+        tlcourse.grading.registry.NotYet: model is a ResNet50 (Bottleneck blocks, [3, 4, 6, 3] ...)
     """
     names = [n for n, _ in model.named_children()]
     if names[:2] != ["conv1", "bn1"] or "fc" not in names or not all(s in names for s in STAGES):

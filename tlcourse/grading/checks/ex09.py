@@ -199,7 +199,7 @@ def made_up_validation_set(
 
     Example:
         >>> labels, p, right, below = made_up_validation_set(np.random.default_rng(0), 0.3, False)
-        >>> below < right and np.mean(p[labels == 1] >= right) >= 0.98
+        >>> bool(below < right and np.mean(p[labels == 1] >= right) >= 0.98)
         True
     """
     right = near + rng.uniform(-0.03, 0.03)
