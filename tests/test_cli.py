@@ -5,6 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 
 def run(*args, **env):
     return subprocess.run(

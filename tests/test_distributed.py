@@ -21,6 +21,8 @@ import tlcourse as tl
 from tlcourse import distributed
 from tlcourse.device import seed_worker
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 BATCH = 8  # per process; the one-process reference uses 2 × BATCH
 EPOCHS = 3
 

@@ -36,7 +36,6 @@ from tlcourse.grading.registry import EXERCISES
 REPO = Path(__file__).resolve().parents[1]
 
 
-
 def _module_names() -> list[str]:
     """tlcourse and every module under it, except private ones (__main__ runs the command line)."""
     walked = pkgutil.walk_packages(tlcourse.__path__, prefix="tlcourse.")

@@ -686,6 +686,7 @@ def _listing(*folders: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*")}
 
 
+@pytest.mark.slow  # the whole demo, small
 def test_demo_writes_only_inside_its_out_folder(tmp_path, monkeypatch, capsys):
     from tlcourse.demo import run_demo
 

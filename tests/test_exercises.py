@@ -23,6 +23,8 @@ from tlcourse.grading.ids import exercise_number
 from tlcourse.grading.registry import EXERCISES as REGISTERED
 from tlcourse.grading.runner import run_notebook
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = sorted((ROOT / "exercises").glob("[0-9][0-9]_*.ipynb"))
 

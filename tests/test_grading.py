@@ -28,6 +28,8 @@ from tlcourse.grading.checks.ex06 import EX06_CLASSES
 from tlcourse.grading.checks.ex08 import EX08_CLASSES
 from tlcourse.grading.data import practice_data
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

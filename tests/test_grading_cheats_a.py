@@ -28,6 +28,8 @@ from tlcourse.grading.checks import ex09
 from tlcourse.grading.checks.ex11 import CURVES, grader_curve
 from tlcourse.lr_finder import LRFinder, suggest_lr
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 
 # ------------------------------------------------------------------------------ exercise 2
 @pytest.mark.parametrize(

@@ -6,12 +6,15 @@ is wrong. The honest submissions are in tests/test_grading.py (they must keep pa
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
 import tests.test_grading as shared
 import tlcourse as tl
 from tests.test_grading import assert_fails, ex07_metrics, failing, grade, train_head
+
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
 
 # Fixtures of tests/test_grading.py, active here too (the autouse one keeps progress private).
 private_progress = shared.private_progress

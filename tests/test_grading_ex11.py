@@ -16,6 +16,8 @@ from tlcourse.grading import CheckFailed
 from tlcourse.grading.checks.ex11 import CURVES, EX11_CLASSES, grader_curve
 from tlcourse.lr_finder import LRFinder, suggest_lr
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 EPOCHS = 20
 
 

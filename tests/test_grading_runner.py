@@ -22,6 +22,8 @@ from tlcourse.grading.data import heldout_images, refuse_replaced_code
 from tlcourse.grading.registry import CheckTimeout, NotYet, time_limit
 from tlcourse.grading.submission import allowed
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 RIGHT = {"q1": "c", "q2": "a", "q3": "d", "q4": "b", "q5": "b", "q6": "a", "q7": "no", "q8": 2565}
 
 

@@ -142,6 +142,7 @@ def test_tl_check_shows_hint_2_then_hint_3(private_progress, capsys):
     assert "Hint 3 (the code)" in outputs[1] and "```python" in outputs[1]
 
 
+@pytest.mark.slow  # a Jupyter kernel
 def test_the_runner_shows_the_next_hint_too(private_progress, tmp_path, capsys):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}

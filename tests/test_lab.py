@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -21,6 +21,8 @@ import pytest
 import requests
 from browser_support import ROOT, PlaywrightTimeout, chromium, screenshot
 
+pytestmark = pytest.mark.browser  # headless Chromium: `make test`, not `make check`
+
 TOKEN = "tlcourse-browser-test-token"
 LESSON = "notebooks/00_setup_check.ipynb"
 EXERCISE = "exercises/02_freeze_and_replace_head.ipynb"

@@ -14,7 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from xray_folder import easy_xrays, write_xray_layout
+
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "notebooks" / "07_your_own_data.ipynb"

@@ -13,6 +13,8 @@ from tlcourse.__main__ import main
 from tlcourse.grading import CheckFailed, format_progress, load_progress
 from tlcourse.grading.progress import is_solution
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

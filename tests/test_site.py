@@ -23,6 +23,8 @@ from urllib.parse import unquote, urldefrag, urlsplit
 import pytest
 from browser_support import ROOT, chromium, screenshot
 
+pytestmark = pytest.mark.browser  # headless Chromium: `make test`, not `make check`
+
 SITE = ROOT / "_build" / "site"
 # The `make site` command (Makefile); -W: a broken cross-reference or a missing image fails it.
 BUILD = ["-m", "sphinx", "-b", "html", "-c", "site", "-d", "_build/doctrees", "-W", "--keep-going"]

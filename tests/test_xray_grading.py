@@ -31,6 +31,8 @@ import tlcourse as tl
 from tlcourse.grading import CheckFailed
 from tlcourse.imagefolder import patient_id, split_by_patient
 
+pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
+
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "09_medical_case_study.ipynb"
 BLANK = ROOT / "exercises" / "09_medical_case_study.ipynb"
