@@ -263,3 +263,15 @@ def test_clip_grad_bounds_every_step_s_gradient_norm():
     assert min(unclipped) > 0.1  # without clipping every step is above the bound: it can bite
     assert max(clipped) <= 0.1 * (1 + 1e-5)
     assert max(clipped) == pytest.approx(0.1, rel=1e-5)  # clipped to the bound, not to zero
+
+
+def test_train_one_epoch_takes_its_old_keyword_with_a_warning_and_no_unknown_one(loaders):
+    from tlcourse.train_step import TrainStep
+
+    model = small_net()
+    optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.CrossEntropyLoss()
+    step = TrainStep(model, "cpu")
+    with pytest.warns(FutureWarning, match=r"train_one_epoch\(precision=...\) is now .*step="):
+        tl.train_one_epoch(model, loaders["train"], loss_fn, optimizer, "cpu", precision=step)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'amp'"):
+        tl.train_one_epoch(model, loaders["train"], loss_fn, optimizer, "cpu", step=step, amp=True)

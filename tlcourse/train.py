@@ -44,7 +44,8 @@ def train_one_epoch(
         >>> train_one_epoch(model, loaders["train"], nn.CrossEntropyLoss(), optimizer, "cpu")
         {'loss': ..., 'accuracy': ...}
     """
-    step = step or _renamed_step(renamed) or TrainStep(model, device)
+    old_name = _renamed_step(renamed)  # precision=: warns; any other unknown keyword raises
+    step = step or old_name or TrainStep(model, device)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch, (inputs, labels) in enumerate(loader, start=1):
