@@ -50,6 +50,10 @@ NAMED_PAIRS = {
 }
 # the keywords these options had before (they meant other things elsewhere in the package)
 RENAMED = {"precision": "dtype", "channels_last": "fold_batchnorm"}
+WHY_RENAMED = {  # what the old name means elsewhere
+    "precision": "`precision` was also train_one_epoch's training-step options",
+    "channels_last": "`channels_last` is fit's memory layout for training",
+}
 
 
 def fold_pays(model: nn.Module, device: torch.device | str, samples: float) -> bool:
@@ -195,8 +199,7 @@ def renamed_options(function: str, old: dict, dtype: str, fold: bool | None):
         if name not in RENAMED:
             raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
         warnings.warn(
-            f"{function}({name}=...) is now {function}({RENAMED[name]}=...): `{name}` means "
-            "something else in fit (the training's mixed precision and memory layout)",
+            f"{function}({name}=...) is now {function}({RENAMED[name]}=...): {WHY_RENAMED[name]}",
             FutureWarning,
             stacklevel=3,
         )
