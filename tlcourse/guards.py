@@ -15,9 +15,32 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import contextmanager
 
 import torch
+
+
+def renamed_keywords(
+    function: str, given: dict, renames: dict[str, tuple[str, str]], stacklevel: int = 3
+) -> dict:
+    """Old keyword names taken with a FutureWarning each, their values under the new names.
+
+    `renames` maps old name -> (new name, why it changed); any other keyword in `given` is the
+    TypeError Python itself would raise. `stacklevel` points the warning at the learner's line.
+
+    Example:
+        >>> renamed_keywords("predict", {}, {"precision": ("dtype", "one name, one meaning")})
+        {}
+    """
+    unknown = sorted(set(given) - set(renames))
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    for old in given:
+        new, why = renames[old]
+        message = f"{function}({old}=...) is now {function}({new}=...): {why}"
+        warnings.warn(message, FutureWarning, stacklevel=stacklevel)
+    return {renames[old][0]: value for old, value in given.items()}
 
 
 def check_epochs(epochs: object) -> None:

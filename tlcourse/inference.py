@@ -30,6 +30,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from tlcourse.device import cpu_has_native_bf16
+from tlcourse.guards import renamed_keywords
 
 # autocast dtype of each name, and where it runs (fp16 on a CPU or bf16 on mps: not offered)
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -48,11 +49,10 @@ NAMED_PAIRS = {
     torchvision.models.resnet.BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
     torchvision.models.resnet.Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
 }
-# the keywords these options had before (they meant other things elsewhere in the package)
-RENAMED = {"precision": "dtype", "channels_last": "fold_batchnorm"}
-WHY_RENAMED = {  # what the old name means elsewhere
-    "precision": "`precision` was also train_one_epoch's training-step options",
-    "channels_last": "`channels_last` is fit's memory layout for training",
+# the keywords these options had before: old -> (new, what the old name means elsewhere)
+RENAMED = {
+    "precision": ("dtype", "`precision` was also train_one_epoch's training-step options"),
+    "channels_last": ("fold_batchnorm", "`channels_last` is fit's memory layout for training"),
 }
 
 
@@ -195,19 +195,8 @@ def renamed_options(function: str, old: dict, dtype: str, fold: bool | None):
         >>> renamed_options("evaluate", {}, "fp32", None)
         ('fp32', None)
     """
-    for name, value in old.items():
-        if name not in RENAMED:
-            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
-        warnings.warn(
-            f"{function}({name}=...) is now {function}({RENAMED[name]}=...): {WHY_RENAMED[name]}",
-            FutureWarning,
-            stacklevel=3,
-        )
-        if name == "precision":
-            dtype = value
-        else:
-            fold = value
-    return dtype, fold
+    new = renamed_keywords(function, old, RENAMED, stacklevel=4)  # (warns at the caller's line)
+    return new.get("dtype", dtype), new.get("fold_batchnorm", fold)
 
 
 def _foldable(conv: nn.Module, norm: nn.Module) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -26,7 +25,14 @@ from torch.utils.data import DataLoader
 from tlcourse import distributed
 from tlcourse.checkpoint import resume_fit, save_fit_state, state_on_cpu
 from tlcourse.device import get_device, place_model
-from tlcourse.guards import check_epochs, checked_loss, finite, require_trainable, stop_cleanly
+from tlcourse.guards import (
+    check_epochs,
+    checked_loss,
+    finite,
+    renamed_keywords,
+    require_trainable,
+    stop_cleanly,
+)
 from tlcourse.history import History
 from tlcourse.inference import FrozenForward, loader_samples, renamed_options
 from tlcourse.report import FitReport
@@ -44,8 +50,8 @@ def train_one_epoch(
         >>> train_one_epoch(model, loaders["train"], nn.CrossEntropyLoss(), optimizer, "cpu")
         {'loss': ..., 'accuracy': ...}
     """
-    old_name = _renamed_step(renamed)  # precision=: warns; any other unknown keyword raises
-    step = step or old_name or TrainStep(model, device)
+    old = renamed_keywords("train_one_epoch", renamed, {"precision": ("step", "a TrainStep")})
+    step = step or old.get("step") or TrainStep(model, device)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch, (inputs, labels) in enumerate(loader, start=1):
@@ -232,17 +238,3 @@ def _step_scheduler(scheduler, metrics: dict[str, float]) -> None:
         scheduler.step(metrics["loss"])
     elif scheduler is not None:
         scheduler.step()
-
-
-def _renamed_step(renamed: dict) -> TrainStep | None:
-    """train_one_epoch(precision=TrainStep(...)), the keyword's old name, with a FutureWarning."""
-    if set(renamed) - {"precision"}:
-        unknown = sorted(set(renamed) - {"precision"})[0]
-        raise TypeError(f"train_one_epoch() got an unexpected keyword argument {unknown!r}")
-    if "precision" in renamed:
-        warnings.warn(
-            "train_one_epoch(precision=...) is now train_one_epoch(step=...): a TrainStep",
-            FutureWarning,
-            stacklevel=3,
-        )
-    return renamed.get("precision")
