@@ -200,3 +200,51 @@ def plot_top_losses(
         )
     figure.suptitle(f"top {count} losses: the test images the model got most wrong")
     return figure
+
+
+def show_scenes(
+    images: torch.Tensor,
+    masks: torch.Tensor | None = None,
+    targets: list[dict] | None = None,
+    class_names: list[str] | None = None,
+    columns: int = 6,
+    title: str = "",
+) -> Figure:
+    """Scenes with their class masks (half-transparent colours) and boxes (class name on top).
+
+    Args:
+        images: (N, 3, H, W) normalised like Lite0's inputs (see `to_displayable`).
+        masks: (N, H, W) int class per pixel, 0 = background (drawn clear).
+        targets: per image {"boxes": (k, 4) x0, y0, x1, y1, "labels": (k,)} (+ "scores").
+
+    Example:
+        >>> figure = show_scenes(scenes.images[:6], scenes.masks[:6], scenes.targets[:6],
+        ...                      scenes.classes)
+    """
+    from matplotlib import colormaps
+    from matplotlib.patches import Rectangle
+
+    colours = colormaps["tab10"].colors  # class c is colour c - 1; background has none
+    figure, axes = _image_grid(len(images), columns, cell=(2.0, 2.1))
+    for index, picture in enumerate(to_displayable(images)):
+        ax = axes[index]
+        ax.imshow(picture)
+        if masks is not None:
+            mask = masks[index].cpu().numpy()
+            overlay = np.zeros((*mask.shape, 4))
+            for c in np.unique(mask[mask > 0]):
+                overlay[mask == c] = (*colours[(c - 1) % 10], 0.6)
+            ax.imshow(overlay)
+        target = targets[index] if targets is not None else {"labels": []}
+        for k, label in enumerate(target["labels"]):
+            x0, y0, x1, y1 = target["boxes"][k].tolist()
+            colour = colours[(int(label) - 1) % 10]
+            corner = (x0 - 0.5, y0 - 0.5)  # pixel edges, not centres
+            ax.add_patch(Rectangle(corner, x1 - x0, y1 - y0, fill=False, color=colour))
+            text = class_names[int(label)] if class_names else str(int(label))
+            if "scores" in target:
+                text += f" {float(target['scores'][k]):.2f}"
+            ax.text(x0, y0 - 1, text, color=colour, fontsize=7, va="bottom")
+    if title:
+        figure.suptitle(title)
+    return figure

@@ -151,10 +151,11 @@ def load_scenes(
     animals: tuple[int, int] = (1, 3),
     scale: tuple[int, int] = (24, 48),
     seed: int = 0,
+    pool: np.ndarray | None = None,
 ) -> dict[str, Scenes]:
     """Scenes per split, e.g. {"train": 300, "val": 100, "test": 200}, from disjoint silhouettes:
-    the 10,000 animals are split first (stratified, `animals[1]` per scene), so no silhouette
-    of a test scene ever appears in a training scene.
+    the 10,000 animals (or the indices `pool` of them) are split first (stratified,
+    `animals[1]` per scene), so no silhouette of a test scene ever appears in a training scene.
 
     Example:
         >>> scenes = load_scenes({"train": 300, "val": 100, "test": 200}, seed=0)
@@ -163,7 +164,14 @@ def load_scenes(
     """
     sizes = sizes or {"train": 300, "val": 100, "test": 200}
     images, labels, _ = load_animals()
-    pools = stratified_split(labels, {name: n * animals[1] for name, n in sizes.items()}, seed)
+    pool = np.arange(len(labels)) if pool is None else np.asarray(pool)
+    wanted = {name: n * animals[1] for name, n in sizes.items()}
+    if sum(wanted.values()) > len(pool):
+        raise ValueError(
+            f"{sum(sizes.values())} scenes need up to {sum(wanted.values())} silhouettes; the pool "
+            f"has {len(pool)}: ask for fewer scenes"
+        )
+    pools = {name: pool[p] for name, p in stratified_split(labels[pool], wanted, seed).items()}
     out = {}
     for k, (name, count) in enumerate(sizes.items()):
         pool = pools[name]

@@ -15,6 +15,7 @@ from tlcourse.grading import checks  # noqa: F401  (finds and registers every ex
 from tlcourse.grading.data import (
     IMAGE_SIZE,
     practice_data,
+    practice_scenes,
     write_medical_standin,
 )
 from tlcourse.grading.grader import CheckFailed, Report, check
@@ -33,6 +34,7 @@ __all__ = [
     "format_progress",
     "load_progress",
     "practice_data",
+    "practice_scenes",
     "progress_path",
     "write_medical_standin",
 ]

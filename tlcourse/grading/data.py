@@ -137,6 +137,37 @@ def heldout_batch(classes: list[str], per_class: int = 50, image_size: int = IMA
     return torch.stack([transform(image) for image in grey]), torch.from_numpy(labels)
 
 
+def practice_scenes(
+    sizes: dict[str, int] | None = None, image_size: int = 96, seed: int = 0
+) -> dict:
+    """Scenes (lesson 12's `tl.load_scenes`) made only from the practice pool's silhouettes.
+
+    Example:
+        >>> scenes = practice_scenes({"train": 300, "test": 100})
+        >>> scenes["train"].images.shape, scenes["test"].masks.shape
+        (torch.Size([300, 3, 96, 96]), torch.Size([100, 96, 96]))
+    """
+    from tlcourse.scenes import load_scenes
+
+    _, index = _by_class()
+    pool = np.sort(np.concatenate([index[c][:PRACTICE_PER_CLASS] for c in ANIMAL_CLASSES]))
+    return load_scenes(sizes or {"train": 300, "test": 100}, image_size, seed=seed, pool=pool)
+
+
+def heldout_scenes(count: int = 100, image_size: int = 96):
+    """Scenes the grader measures segmenters on: the grader pool's silhouettes, pasted at places,
+    sizes, colours and textures drawn from this `check()` call's seed (new for every call).
+
+    Example:
+        >>> heldout_scenes(10).masks.shape  # never the same scenes twice
+        torch.Size([10, 96, 96])
+    """
+    from tlcourse.scenes import make_scenes
+
+    images, labels = _grader_images(ANIMAL_CLASSES, 200)
+    return make_scenes(images, labels, count, image_size, seed=_GRADING_SEED[0])
+
+
 def write_medical_standin(
     root: str | Path, per_split: dict[str, int] | None = None, seed: int = 0
 ) -> Path:
