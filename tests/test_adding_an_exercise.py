@@ -165,8 +165,8 @@ def test_checks_without_a_solution_name_the_file_to_add(course):
 
 
 def test_a_checks_module_that_registers_nothing_is_an_error(extra_checks_folder):
-    (extra_checks_folder / "ex12.py").write_text('"""Forgot exercise(__name__, ...)."""\n')
-    with pytest.raises(ImportError, match=r"checks\.ex12 registers no exercise: call exercise"):
+    (extra_checks_folder / "ex98.py").write_text('"""Forgot exercise(__name__, ...)."""\n')
+    with pytest.raises(ImportError, match=r"checks\.ex98 registers no exercise: call exercise"):
         discover(checks.__name__, checks.__path__)
 
 

@@ -55,7 +55,7 @@ from tlcourse.plots import (
     to_displayable,
     top_losses,
 )
-from tlcourse.scenes import Scenes, load_scenes, make_scenes
+from tlcourse.scenes import load_scenes
 from tlcourse.segmentation import (
     Lite0Maps,
     Segmenter,
@@ -73,7 +73,6 @@ __all__ = [
     "ImageArrayDataset",
     "Lite0Maps",
     "PretrainedWeightsUnavailable",
-    "Scenes",
     "Segmenter",
     "available_models",
     "balanced_sampler",
@@ -100,7 +99,6 @@ __all__ = [
     "lr_find",
     "make_generator",
     "make_loaders",
-    "make_scenes",
     "mean_iou",
     "param_groups",
     "plot_confusion_matrix",

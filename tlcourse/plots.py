@@ -218,8 +218,8 @@ def show_scenes(
         targets: per image {"boxes": (k, 4) x0, y0, x1, y1, "labels": (k,)} (+ "scores").
 
     Example:
-        >>> figure = show_scenes(scenes.images[:6], scenes.masks[:6], scenes.targets[:6],
-        ...                      scenes.classes)
+        >>> scenes = tl.load_scenes({"test": 6})["test"]
+        >>> figure = show_scenes(scenes.images, scenes.masks, scenes.targets, scenes.classes)
     """
     from matplotlib import colormaps
     from matplotlib.patches import Rectangle

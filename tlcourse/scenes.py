@@ -31,9 +31,10 @@ class Scenes:
     "labels": (k,) int64 = c + 1}; `sources` the silhouettes' indices in `load_animals()`.
 
     Example:
-        >>> scenes = make_scenes(images, labels, count=10, seed=0)
-        >>> len(scenes), scenes.targets[0]["boxes"].shape  # (animals in scene 0, 4)
-        (10, torch.Size([2, 4]))
+        >>> images, labels, _ = load_animals()
+        >>> scenes = make_scenes(images[:100], labels[:100], count=10, seed=0)
+        >>> len(scenes), scenes.targets[0]["boxes"].shape[1]  # (animals in scene 0, 4)
+        (10, 4)
     """
 
     images: torch.Tensor

@@ -85,7 +85,10 @@ def cache_maps(backbone: nn.Module, images: torch.Tensor, batch_size: int = 100)
     """The frozen backbone's maps of `images`, computed once (eval mode): train a head on them.
 
     Example:
-        >>> cached = cache_maps(backbone, scenes["train"].images)  # {"low": ..., "high": ...}
+        >>> backbone = Lite0Maps(tl.load_pretrained("efficientnet_lite0"))
+        >>> cached = cache_maps(backbone, torch.zeros(4, 3, 96, 96))
+        >>> {name: tuple(m.shape) for name, m in cached.items()}
+        {'low': (4, 40, 12, 12), 'high': (4, 112, 6, 6)}
     """
     backbone.eval()
     device = next(backbone.parameters()).device
@@ -98,7 +101,9 @@ def segment(model: nn.Module, images: torch.Tensor, batch_size: int = 100) -> to
     """The class of every pixel, (N, H, W) int64 on the CPU, with `model` in eval mode.
 
     Example:
-        >>> segment(model, scenes["test"].images[:4]).shape
+        >>> segmenter = Segmenter(Lite0Maps(tl.load_pretrained("efficientnet_lite0")),
+        ...                       segmentation_head(11))
+        >>> segment(segmenter, torch.zeros(4, 3, 96, 96)).shape
         torch.Size([4, 96, 96])
     """
     was_training = model.training
