@@ -8,7 +8,7 @@ LAB_OPTS ?=
 NOTEBOOK_DIRS := $(sort $(dir $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 
 .PHONY: setup lab demo ddp-demo info check test lint unit nbval sync exercises exercises-check \
-	bench clean site nbval-solutions
+	bench clean site nbval-solutions test-floors
 
 setup: $(STAMP)
 
@@ -58,6 +58,24 @@ test: export TLCOURSE_PROGRESS = $(CURDIR)/build/test-progress.json
 # generation (tests/test_exercises.py runs `make exercises-check`'s script).
 test: export TLCOURSE_SITE_BUILT = 1
 test: $(STAMP) lint site unit nbval-solutions
+
+# The floors run: its own venv with the LOWEST version pyproject.toml allows of every direct
+# dependency (uv's --resolution lowest-direct), on the oldest Python we support when it is there
+# (python3.10), then the fast tests and every lesson and solution under nbval. tools/floors.py
+# stops the run if any package is above its floor (a floor with no build for that Python).
+FLOORS_VENV ?= .venv-floors
+FLOORS_PYTHON ?= $(shell command -v python3.10 || command -v $(PYTHON))
+test-floors: export TLCOURSE_OFFLINE = 1
+test-floors: export TLCOURSE_PROGRESS = $(CURDIR)/build/floors-progress.json
+test-floors: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "uv>=0.4"
+	rm -rf $(FLOORS_VENV)
+	$(BIN)/uv venv -q --python $(FLOORS_PYTHON) $(FLOORS_VENV)
+	$(BIN)/uv pip install -q --python $(FLOORS_VENV)/bin/python --resolution lowest-direct -e '.[dev]'
+	$(BIN)/python tools/floors.py $(FLOORS_VENV)/bin/python
+	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider tests -m "not slow and not browser"
+	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/ solutions/
 
 # tools/check_claims.py: every number in a lesson's prose is printed, asserted or computed by a
 # nearby code cell, and no development notes ("this machine", issue numbers) reach the learner.
