@@ -64,7 +64,8 @@ test: $(STAMP) lint site unit nbval-solutions
 # (python3.10), then the fast tests and every lesson and solution under nbval. tools/floors.py
 # stops the run if any package is above its floor (a floor with no build for that Python).
 FLOORS_VENV ?= .venv-floors
-FLOORS_PYTHON ?= $(shell command -v python3.10 || command -v $(PYTHON))
+FLOORS_PYTHON ?= $(shell for p in python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) \
+	$(PYTHON); do $$p -V >/dev/null 2>&1 && command -v $$p && break; done)
 test-floors: export TLCOURSE_OFFLINE = 1
 test-floors: export TLCOURSE_PROGRESS = $(CURDIR)/build/floors-progress.json
 test-floors: $(STAMP)

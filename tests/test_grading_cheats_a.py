@@ -11,10 +11,7 @@ import pytest
 import torch
 import torchvision
 from sklearn.metrics import roc_curve
-from torch import nn
-
-import tlcourse as tl
-from tests.test_grading import (  # noqa: F401 (private_progress: the autouse fixture)
+from test_grading import (  # noqa: F401 (private_progress: the autouse fixture)
     assert_fails,
     detail,
     grade,
@@ -23,7 +20,10 @@ from tests.test_grading import (  # noqa: F401 (private_progress: the autouse fi
     resnet34,
     sgd,
 )
-from tests.test_grading_ex11 import EPOCHS, setup, solved, train  # noqa: F401 (fixtures)
+from test_grading_ex11 import EPOCHS, setup, solved, train  # noqa: F401 (fixtures)
+from torch import nn
+
+import tlcourse as tl
 from tlcourse.grading.checks import ex09
 from tlcourse.grading.checks.ex11 import CURVES, grader_curve
 from tlcourse.lr_finder import LRFinder, suggest_lr

@@ -7,12 +7,12 @@ is wrong. The honest submissions are in tests/test_grading.py (they must keep pa
 import copy
 
 import pytest
+import test_grading as shared
 import torch
+from test_grading import assert_fails, ex07_metrics, failing, grade, train_head
 from torch import nn
 
-import tests.test_grading as shared
 import tlcourse as tl
-from tests.test_grading import assert_fails, ex07_metrics, failing, grade, train_head
 
 pytestmark = pytest.mark.slow  # kernels, trainings or subprocesses: not in `make check`
 

@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from test_grading import detail, grade, private_progress  # noqa: F401 (autouse fixture)
 
 import tlcourse as tl
-from tests.test_grading import detail, grade, private_progress  # noqa: F401 (autouse fixture)
 from tlcourse.efficientnet_lite import efficientnet_lite
 from tlcourse.grading.checks.ex12 import IOU_FLOOR, NUM_CLASSES
 

@@ -30,7 +30,21 @@ def test_fit_reduces_loss_and_reaches_high_accuracy():
 def test_fit_restores_the_best_epoch(restore_best):
     tl.seed_everything(0)
     model, loaders = small_net(), blob_loaders()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.9)  # too high: gets worse
+    good_steps = 3 * len(loaders["train"])
+
+    class WreckedAfter3Epochs(torch.optim.SGD):
+        """SGD for 3 epochs, then every weight zeroed at each step: the last 2 epochs predict
+        one class, worse than epoch 3 on any CPU and PyTorch (an LR too high was not always)."""
+
+        def step(self, closure=None):
+            super().step(closure)
+            self.steps = getattr(self, "steps", 0) + 1
+            if self.steps > good_steps:
+                with torch.no_grad():
+                    for parameter in model.parameters():
+                        parameter.zero_()
+
+    optimizer = WreckedAfter3Epochs(model.parameters(), lr=0.1, momentum=0.9)
     history = tl.fit(
         model,
         loaders["train"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -78,9 +79,13 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> dict:
 
 
 def _blocked_global(error: Exception) -> str:
-    """The line of torch's long message that names what was blocked, e.g. 'builtins.print'."""
-    lines = [line.strip() for line in str(error).splitlines() if "Unsupported global" in line]
-    return (lines or str(error).splitlines())[0].split(". Please")[0]
+    """What torch's long message says was blocked, e.g. 'GLOBAL builtins.print' (torch >= 2.4
+    writes "Unsupported global: GLOBAL builtins.print ...", torch 2.3 "Unsupported class
+    __builtin__.print")."""
+    found = re.search(r"Unsupported (?:global: GLOBAL|class) ([\w.]+)", str(error))
+    if found:
+        return f"GLOBAL {found[1]}"
+    return str(error).splitlines()[0].split(". Please")[0][:120]
 
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -66,6 +66,7 @@ MODE_NAMES = {
     "P": "palette",
     "1": "black/white",
     "I;16": "16-bit grey",
+    "I": "16/32-bit grey",  # Pillow < 10 opens a 16-bit grey PNG as "I" (32-bit integers)
 }
 
 
