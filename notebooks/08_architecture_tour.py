@@ -136,7 +136,8 @@ def ms_per_image(model: nn.Module, image_size: int = IMAGE_SIZE, batch: int = 4,
 
 
 def gmacs_per_image(model: nn.Module, image_size: int = IMAGE_SIZE) -> float:
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    # no_grad, not inference_mode: PyTorch 2.4's counter sees no operation in inference mode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.randn(1, 3, image_size, image_size, device=device))
     return counter.get_total_flops() / 2e9  # FLOPs -> billions of multiply-adds
 

@@ -106,3 +106,12 @@ def test_a_forward_replaced_on_the_instance_is_refused(solved):
     model = copy.deepcopy(solved["model"])
     model.head.forward = lambda maps: torch.zeros(len(maps["low"]), NUM_CLASSES, 12, 12)
     assert "replaced on the instance" in detail("ex12", IOU, **solved | {"model": model})
+
+
+def test_a_do_nothing_submission_fails_overall(solved):
+    """The exercise's setup run, the work skipped: the pretrained backbone with a head that never
+    trained, and the solution's number pasted as the report."""
+    model = tl.Segmenter(solved["model"].backbone, tl.segmentation_head(NUM_CLASSES))
+    statuses = grade("ex12", model=model, miou=solved["miou"])
+    failed = [title for title, status in statuses.items() if status != "passed"]
+    assert any(IOU in title for title in failed) and any(REPORTED in t for t in failed), statuses
