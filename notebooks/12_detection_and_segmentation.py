@@ -193,7 +193,8 @@ for other in ("fine-tuned pretrained", "random"):
 # In these seconds the frozen pretrained backbone leads the mean IoU by the margin printed above
 # (asserted: at least 0.1): its clock bought many cheap head steps on cached maps (the step
 # counts are printed above), while the other two runners paid for every step through the whole
-# backbone and barely left their start. The per-class line shows which animals the head tells apart best.
+# backbone and barely left their start. The per-class line shows which animals the head tells
+# apart best.
 #
 # **What the head sees.** The truth (top) and the frozen runner's prediction (bottom) on test
 # scenes it never saw:
@@ -339,13 +340,14 @@ print(f"the whole lesson so far: {time.perf_counter() - started:.0f} s")
 # %% [markdown]
 # With few scenes and a few seconds, the pretrained backbone's maps already separate animals from
 # texture and one animal from another: a head on top learns in seconds what a random backbone
-# does not reach in the same time (both gaps asserted above). This is where transfer pays most:
-# little data, little time. Whether a fine-tuned or a random backbone catches up given far more
-# scenes and time, this lesson does not measure: measure it before you assume it either way.
+# does not reach in the same time (both gaps asserted above). That is the regime this lesson
+# measured, little data and little time, and there the pretrained backbone decides the result.
+# Whether a fine-tuned or a random backbone catches up given far more scenes and time, this
+# lesson does not measure: measure it before you assume it either way.
 #
 # ## Summary
-# - Dense tasks reuse the classifier's backbone: read its *intermediate* maps (a fine and a coarse one),
-#   put a task head on them, keep the rest.
+# - Dense tasks reuse the classifier's backbone: read its *intermediate* maps (a fine and a
+#   coarse one), put a task head on them, keep the rest.
 # - Segmentation scores each pixel: a per-pixel cross-entropy to train, the mean IoU per class
 #   to report. Detection predicts boxes: the model returns its losses in training mode and
 #   boxes in eval mode; report mAP@0.5 and mAP@[.5:.95] from a standard implementation.
