@@ -290,8 +290,11 @@ def changed_tensors(
     return changed
 
 
-def model_outputs(model: nn.Module, inputs: torch.Tensor, what: str = "model") -> torch.Tensor:
+def model_outputs(
+    model: nn.Module, inputs: torch.Tensor, what: str = "model", dense: bool = False
+) -> torch.Tensor:
     """Logits (N, C) of the learner's model in eval mode on CPU-side `inputs`; restores its mode.
+    With `dense=True`, scores for every pixel: (N, C, H, W) (a segmenter, exercise 12).
 
     Any error in the learner's model becomes NotYet with the input shape in the message.
 
@@ -317,9 +320,10 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor, what: str = "model") -
         ) from None
     finally:
         model.train(was_training)
-    if logits.ndim != 2 or len(logits) != len(inputs):
+    if logits.ndim != (4 if dense else 2) or len(logits) != len(inputs):
         raise NotYet(
-            f"{what} returned shape {tuple(logits.shape)}; expected ({len(inputs)}, classes)"
+            f"{what} returned shape {tuple(logits.shape)}; expected ({len(inputs)}, classes"
+            + (", H, W)" if dense else ")")
         )
     return logits
 

@@ -8,7 +8,9 @@ from torch import nn
 from tlcourse.grading.checks.common import MODULE, TOLERANCE, agrees, at_least
 from tlcourse.grading.data import (
     cached_outputs,
+    changed_tensors,
     heldout_scenes,
+    model_outputs,
     pretrained_lite0_state,
     refuse_replaced_code,
 )
@@ -47,20 +49,7 @@ def _scores_and_masks(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
     def compute() -> tuple[torch.Tensor, torch.Tensor]:
         scenes = heldout_scenes(SCENES)
-        refuse_replaced_code(model)
-        device = next(model.parameters()).device
-        was_training = model.training
-        try:
-            model.eval()
-            with torch.inference_mode():
-                scores = [model(x.to(device)).float().cpu() for x in scenes.images.split(50)]
-        except Exception as error:
-            raise NotYet(
-                f"model raised {type(error).__name__} on scenes (50, 3, 96, 96): {error}"
-            ) from None
-        finally:
-            model.train(was_training)
-        scores = torch.cat(scores)
+        scores = model_outputs(model, scenes.images, dense=True)
         if scores.shape != (SCENES, NUM_CLASSES, *scenes.masks.shape[1:]):
             raise NotYet(
                 f"model returned {tuple(scores.shape)}; want ({SCENES}, {NUM_CLASSES}, 96, 96): "
@@ -94,20 +83,13 @@ def _ex12_shape(submitted: dict) -> str:
 def _ex12_backbone(submitted: dict) -> str:
     backbone = _backbone(submitted["model"])
     refuse_replaced_code(backbone, "model.backbone")
-    state = backbone.state_dict()
     reference = {
         STAGES[prefix] + name[len(prefix) :]: tensor
         for name, tensor in pretrained_lite0_state().items()
         for prefix in STAGES
         if name.startswith(prefix)
     }
-    changed = [
-        name
-        for name, tensor in reference.items()
-        if name not in state
-        or state[name].shape != tensor.shape
-        or not torch.equal(state[name].cpu(), tensor)
-    ]
+    changed = changed_tensors(backbone, reference)
     if changed:
         raise NotYet(
             f"{len(changed)} of the backbone's {len(reference)} tensors are not the ImageNet "
