@@ -13,9 +13,12 @@ NOTEBOOK_DIRS := $(sort $(dir $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 setup: $(STAMP)
 
 # Install once; again only when pyproject.toml changes. Torch comes from PyPI (or a local cache).
+# tools/install.py installs with uv (a pip package; faster), under pip's own index, find-links
+# and constraints settings, and falls back to pip; `make setup INSTALLER=pip` uses pip alone.
+INSTALLER ?= uv
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python tools/install.py --installer $(INSTALLER)
 	mkdir -p $(VENV)/share/jupyter/lab/settings/overrides.d
 	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.d/tlcourse.json
 	touch $(STAMP)
