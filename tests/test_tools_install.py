@@ -78,3 +78,30 @@ def test_floors_refuses_a_requirement_without_a_floor(tmp_path):
     )
     with pytest.raises(SystemExit, match="'torch' declares no floor"):
         floors.declared_floors(pyproject)
+
+
+def test_a_failing_uv_falls_back_to_pip(monkeypatch, capsys):
+    calls = []
+
+    def fake_run(command, env=None):
+        calls.append(command)
+        return 1 if "uv" in command[:4] else 0  # `python -m uv pip install …` fails
+
+    monkeypatch.setattr(install, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["install.py"])
+    assert install.main() == 0
+    assert [c[1:4] for c in calls] == [["-m", "pip", "install"], ["-m", "uv", "pip"]] + [
+        ["-m", "pip", "install"]
+    ]
+    assert calls[-1][-2:] == ["-e", ".[dev]"]
+    assert "uv failed (exit 1); installing with pip instead" in capsys.readouterr().out
+
+
+def test_installer_pip_never_runs_uv(monkeypatch):
+    calls = []
+    monkeypatch.setattr(install, "run", lambda command, env=None: calls.append(command) or 0)
+    monkeypatch.setattr(sys, "argv", ["install.py", "--installer", "pip"])
+    assert install.main() == 0
+    assert calls == [
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"] + ["-e", ".[dev]"]
+    ]
