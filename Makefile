@@ -66,6 +66,7 @@ test: $(STAMP) lint site unit nbval-solutions
 # dependency (uv's --resolution lowest-direct), on the oldest Python we support when it is there
 # (python3.10), then the fast tests and every lesson and solution under nbval. tools/floors.py
 # stops the run if any package is above its floor (a floor with no build for that Python).
+# --compile-bytecode: .pyc files at install, as pip writes them (PYTHONDONTWRITEBYTECODE=1 in CI).
 FLOORS_VENV ?= .venv-floors
 FLOORS_PYTHON ?= $(shell for p in python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) \
 	$(PYTHON); do $$p -V >/dev/null 2>&1 && command -v $$p && break; done)
@@ -75,7 +76,8 @@ test-floors: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "uv>=0.4"
 	rm -rf $(FLOORS_VENV)
 	$(BIN)/uv venv -q --python $(FLOORS_PYTHON) $(FLOORS_VENV)
-	$(BIN)/uv pip install -q --python $(FLOORS_VENV)/bin/python --resolution lowest-direct -e '.[dev]'
+	$(BIN)/uv pip install -q --python $(FLOORS_VENV)/bin/python --resolution lowest-direct \
+		--compile-bytecode -e '.[dev]'
 	$(BIN)/python tools/floors.py $(FLOORS_VENV)/bin/python
 	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider tests -m "not slow and not browser"
 	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \

@@ -94,6 +94,8 @@ def test_a_failing_uv_falls_back_to_pip(monkeypatch, capsys):
         ["-m", "pip", "install"]
     ]
     assert calls[-1][-2:] == ["-e", ".[dev]"]
+    # uv chooses across indexes and writes .pyc files as pip does
+    assert {"unsafe-best-match", "--compile-bytecode"} <= set(calls[1])
     assert "uv failed (exit 1); installing with pip instead" in capsys.readouterr().out
 
 

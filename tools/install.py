@@ -5,7 +5,9 @@ uv does not read pip's configuration, so the index, extra indexes, find-links, c
 certificate that pip would use (pip.conf and PIP_* variables, as `pip config list` prints them)
 are handed to uv: a machine whose pip takes PyTorch from a local mirror, or caps its version,
 gives uv the same. `--index-strategy unsafe-best-match` makes uv choose across all indexes as
-pip does. If uv cannot be installed, or its install fails, pip installs instead and says so.
+pip does, and `--compile-bytecode` writes the .pyc files at install time as pip does (without
+them, where PYTHONDONTWRITEBYTECODE is set, every kernel compiles torch & co. from source at each
+start). If uv cannot be installed, or its install fails, pip installs instead and says so.
 
 Usage: .venv/bin/python tools/install.py [--installer uv|pip]   (make setup INSTALLER=pip)
 """
@@ -83,7 +85,8 @@ def install_with_uv() -> bool:
     ).stdout
     flags, env = uv_options(config)
     uv = [sys.executable, "-m", "uv", "pip", "install", "--python", sys.executable]
-    code = run([*uv, "--index-strategy", "unsafe-best-match", *flags, *TARGET], env)
+    like_pip = ["--index-strategy", "unsafe-best-match", "--compile-bytecode"]
+    code = run([*uv, *like_pip, *flags, *TARGET], env)
     if code != 0:
         print(f"setup: uv failed (exit {code}); installing with pip instead", flush=True)
     return code == 0
