@@ -21,8 +21,8 @@ from packaging.version import Version
 
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: pip vendors the same parser
-    from pip._vendor import tomli as tomllib
+except ModuleNotFoundError:  # Python 3.10: tomli (pytest needs it there) is the same parser
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 ASK = (
