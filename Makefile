@@ -66,6 +66,8 @@ test: $(STAMP) lint site unit nbval-solutions
 # dependency (uv's --resolution lowest-direct), on the oldest Python we support when it is there
 # (python3.10), then the fast tests and every lesson and solution under nbval. tools/floors.py
 # stops the run if any package is above its floor (a floor with no build for that Python).
+# tests/test_floors_planted.py shows the run catches code newer than a floor: a lesson copy with
+# a planted torch.accelerator call (torch 2.6+) fails under the floors venv.
 # --compile-bytecode: .pyc files at install, as pip writes them (PYTHONDONTWRITEBYTECODE=1 in CI).
 FLOORS_VENV ?= .venv-floors
 FLOORS_PYTHON ?= $(shell for p in python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) \
@@ -79,6 +81,8 @@ test-floors: $(STAMP)
 	$(BIN)/uv pip install -q --python $(FLOORS_VENV)/bin/python --resolution lowest-direct \
 		--compile-bytecode -e '.[dev]'
 	$(BIN)/python tools/floors.py $(FLOORS_VENV)/bin/python
+	TLCOURSE_FLOORS_PYTHON=$(FLOORS_VENV)/bin/python $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/test_floors_planted.py
 	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider tests -m "not slow and not browser"
 	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/ solutions/
