@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 # torch 2.4's gloo can hang in destroy_process_group as the processes exit (pytorch/pytorch#75097):
 # lesson 09's 2-process script hung there in 4 of 61 runs (with or without a barrier first), in
-# 0 of 45 without it, and never on torch 2.14. There `teardown` leaves the group to the exit.
+# 0 of 45 without it, and in 0 of 13 on torch 2.14. There `teardown` leaves the group to the exit.
 GLOO_DESTROY_HANGS = torch.__version__ < (2, 5)
 
 
